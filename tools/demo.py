@@ -37,7 +37,6 @@ DEMO_PARAMETERS = {
 def run_demo(output_root: Path) -> float:
     """Construit les fixtures, exécute le notebook et renvoie la durée totale en secondes."""
     import papermill
-
     from fixtures import build_all
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,0 +1,88 @@
+"""Fixtures partagées : données et modèles minuscules, et une exécution complète du notebook par session."""
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tools"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from demo import DEMO_PARAMETERS  # noqa: E402
+from fixtures import build_all  # noqa: E402
+
+NOTEBOOK = ROOT / "finetuning-projet.ipynb"
+
+# Variante bon marché : pas d'expériences, pas de LLM, un seul taux pour l'encodeur aléatoire.
+CHEAP_PARAMETERS = {
+    "RUN_LLM": False,
+    "RUN_ABLATIONS": False,
+    "ENCODER_EPOCHS": 2,
+    "ENCODER_BATCH_SIZE": 16,
+    "ENCODER_LR": 5e-3,
+    "SCRATCH_LRS": [5e-3],
+}
+
+
+def execute_notebook(folder: Path, **parameters) -> Path:
+    """Exécute le notebook avec papermill ; renvoie le notebook exécuté (lève l'erreur du notebook s'il échoue)."""
+    import papermill
+
+    folder.mkdir(parents=True, exist_ok=True)
+    parameters.setdefault("OUTPUT_DIR", str(folder / "outputs"))
+    parameters.setdefault("FIGURES_DIR", str(folder / "figures"))
+    executed = folder / "executed.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(executed), parameters=parameters, cwd=str(ROOT), kernel_name="python3", progress_bar=False
+    )
+    return executed
+
+
+@pytest.fixture(scope="session")
+def fixture_dir(tmp_path_factory) -> Path:
+    """Dossier des fixtures (modèles, tokenizers, CSV) construit une fois par session."""
+    folder = tmp_path_factory.mktemp("fixtures")
+    build_all(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def manifest(fixture_dir) -> dict:
+    """Paramètres du notebook et chemins annexes des fixtures."""
+    return json.loads((fixture_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def facts(manifest) -> dict:
+    """Réponses connues du jeu de données de test."""
+    return json.loads(Path(manifest["facts"]).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory, manifest) -> dict:
+    """Le notebook complet (toutes les sections, LLM 4 bits compris) exécuté une fois sur les fixtures."""
+    folder = tmp_path_factory.mktemp("full_run")
+    parameters = {**manifest["params"], **DEMO_PARAMETERS}
+    executed = execute_notebook(folder, **parameters)
+    return {
+        "folder": folder,
+        "executed": executed,
+        "output": folder / "outputs",
+        "figures": folder / "figures",
+        "parameters": parameters,
+        "metrics": json.loads((folder / "outputs" / "metrics.json").read_text(encoding="utf-8")),
+    }
+
+
+@pytest.fixture
+def copy_of_full_run(full_run, tmp_path) -> Path:
+    """Copie du dossier de sortie de l'exécution complète, pour une relance qui le modifie."""
+    target = tmp_path / "outputs"
+    shutil.copytree(full_run["output"], target)
+    return target

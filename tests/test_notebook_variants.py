@@ -1,0 +1,150 @@
+"""Variantes bon marché du notebook : autre encodeur, LLM coupé, réutilisation, erreurs de données."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import CHEAP_PARAMETERS, execute_notebook
+from papermill.exceptions import PapermillExecutionError
+
+RUNS_WITHOUT_LLM = ["majority_class", "tfidf_logreg", "encoder_scratch", "encoder_finetuned"]
+
+
+def read_metrics(folder) -> dict:
+    """metrics.json d'un dossier de sortie."""
+    return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def bert_run(tmp_path_factory, manifest):
+    """Le notebook avec un encodeur BERT pré-entraîné (MiniLM), LLM et expériences coupés."""
+    folder = tmp_path_factory.mktemp("bert_run")
+    parameters = {
+        **manifest["params"],
+        **CHEAP_PARAMETERS,
+        "ENCODER_MODEL": manifest["pretrained_encoder"],
+        "ENCODER_LR": 1e-4,
+    }
+    executed = execute_notebook(folder, **parameters)
+    return {
+        "folder": folder,
+        "executed": executed,
+        "parameters": parameters,
+        "metrics": read_metrics(folder / "outputs"),
+    }
+
+
+def test_a_bert_encoder_runs_without_the_llm(bert_run):
+    metrics = bert_run["metrics"]
+    assert list(metrics["runs"]) == RUNS_WITHOUT_LLM  # aucun llm_* quand la section ne tourne pas
+    assert metrics["ablations"] == {}
+    assert metrics["runs"]["encoder_finetuned"]["total_params"] > 20_000_000  # MiniLM, 22,7 M paramètres
+    assert metrics["runs"]["encoder_finetuned"]["max_length"] <= 512
+    text = bert_run["executed"].read_text(encoding="utf-8")
+    assert "Section QLoRA sautée : RUN_LLM = False" in text
+    assert "La section TinyLlama n'a pas été exécutée" in text
+    assert "llm_qlora" not in metrics.get("comparisons", [{}])[0].get("pair", [])
+
+
+def test_a_second_execution_reuses_every_run(copy_of_full_run, full_run, tmp_path):
+    before = read_metrics(copy_of_full_run)
+    execute_notebook(
+        tmp_path,
+        **{**full_run["parameters"], "OUTPUT_DIR": str(copy_of_full_run), "FIGURES_DIR": str(tmp_path / "figures")},
+    )
+    after = read_metrics(copy_of_full_run)
+    assert list(after["runs"]) == list(before["runs"])
+    for name, run in after["runs"].items():
+        assert run["reused"] is True, name
+        assert {k: v for k, v in run.items() if k != "reused"} == {
+            k: v for k, v in before["runs"][name].items() if k != "reused"
+        }
+    for name in ("learning_curve", "truncation", "class_weights"):
+        assert after["ablations"][name]["reused"] is True
+        assert after["ablations"][name]["rows"] == before["ablations"][name]["rows"]
+
+
+def test_a_changed_parameter_or_changed_data_recomputes(bert_run, tmp_path):
+    output = tmp_path / "outputs"
+    shutil.copytree(bert_run["folder"] / "outputs", output)
+    execute_notebook(tmp_path / "lr", **{**bert_run["parameters"], "ENCODER_LR": 2e-4, "OUTPUT_DIR": str(output)})
+    runs = read_metrics(output)["runs"]
+    assert runs["encoder_finetuned"]["reused"] is False and runs["encoder_finetuned"]["learning_rate"] == 2e-4
+    assert runs["majority_class"]["reused"] and runs["tfidf_logreg"]["reused"] and runs["encoder_scratch"]["reused"]
+    execute_notebook(
+        tmp_path / "data",
+        **{**bert_run["parameters"], "ENCODER_LR": 2e-4, "MAX_TRAIN_EXAMPLES": 150, "OUTPUT_DIR": str(output)},
+    )
+    metrics = read_metrics(output)
+    assert metrics["dataset"]["splits"]["train"]["n"] == 150
+    assert not any(run["reused"] for run in metrics["runs"].values())
+
+
+def test_force_rerun_recomputes(bert_run, tmp_path):
+    output = tmp_path / "outputs"
+    shutil.copytree(bert_run["folder"] / "outputs", output)
+    execute_notebook(tmp_path, **{**bert_run["parameters"], "FORCE_RERUN": True, "OUTPUT_DIR": str(output)})
+    assert not any(run["reused"] for run in read_metrics(output)["runs"].values())
+
+
+def write_csv(path, rows, columns=("phrase", "emotion")):
+    """Petit CSV de test."""
+    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
+    return str(path)
+
+
+def failing_run(tmp_path, manifest, data_files, **parameters) -> str:
+    """Exécute le notebook qui doit échouer ; vérifie que le metrics.json déjà là est intact ; renvoie l'erreur."""
+    output = tmp_path / "outputs"
+    output.mkdir(parents=True)
+    previous = {"runs": {"tfidf_logreg": {"accuracy": 0.5}}}
+    (output / "metrics.json").write_text(json.dumps(previous), encoding="utf-8")
+    with pytest.raises(PapermillExecutionError) as error:
+        execute_notebook(
+            tmp_path,
+            **{
+                **manifest["params"],
+                **CHEAP_PARAMETERS,
+                "DATA_FILES": data_files,
+                "OUTPUT_DIR": str(output),
+                **parameters,
+            },
+        )
+    assert json.loads((output / "metrics.json").read_text(encoding="utf-8")) == previous  # rien de perdu
+    assert error.value.ename == "DatasetError"
+    return error.value.evalue
+
+
+def test_wrong_text_column_lists_the_available_columns(tmp_path, manifest):
+    message = failing_run(tmp_path, manifest, manifest["params"]["DATA_FILES"], TEXT_COLUMN="texte")
+    assert "texte" in message and "phrase" in message and "emotion" in message and "TEXT_COLUMN" in message
+
+
+def test_a_test_label_unknown_to_train_is_named(tmp_path, manifest):
+    train = write_csv(tmp_path / "train.csv", [("i am happy", "joy"), ("i am sad", "sadness")] * 10)
+    test = write_csv(tmp_path / "test.csv", [("i am angry", "anger"), ("so happy", "joy")])
+    message = failing_run(tmp_path, manifest, {"train": train, "test": test})
+    assert "anger" in message and "joy" in message and "sadness" in message
+
+
+def test_a_missing_label_stops_the_notebook(tmp_path, manifest):
+    train = write_csv(tmp_path / "train.csv", [("i am happy", "joy"), ("i am sad", ""), ("so sad", "sadness")] * 5)
+    message = failing_run(tmp_path, manifest, {"train": train})
+    assert "n'ont pas de classe" in message
+
+
+def test_a_split_empty_after_cleaning_is_reported(tmp_path, manifest):
+    train = write_csv(tmp_path / "train.csv", [("i am happy", "joy"), ("i am sad", "sadness")] * 10)
+    test = write_csv(tmp_path / "test.csv", [("   ", "joy"), ("", "sadness")])
+    message = failing_run(tmp_path, manifest, {"train": train, "test": test})
+    assert "test" in message and "vide" in message
+
+
+def test_a_failure_in_the_llm_section_keeps_what_was_finished(tmp_path, manifest):
+    parameters = {**manifest["params"], **CHEAP_PARAMETERS, "RUN_LLM": True, "LLM_MODEL": str(tmp_path / "absent")}
+    with pytest.raises(PapermillExecutionError):
+        execute_notebook(tmp_path, **parameters)
+    metrics = read_metrics(tmp_path / "outputs")
+    assert list(metrics["runs"]) == RUNS_WITHOUT_LLM
+    assert metrics["dataset"]["label_names"]
