@@ -73,3 +73,10 @@ def test_setup_repository_is_named_once():
 def test_ruff_passes_on_the_notebook_and_the_python_files():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_documents_every_parameter():
+    cell = next(cell for cell in code_cells() if "parameters" in cell.get("metadata", {}).get("tags", []))
+    names = [node.targets[0].id for node in ast.parse("".join(cell["source"])).body]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [name for name in names if f"| `{name}` |" not in readme] == []
