@@ -5,9 +5,10 @@ Utilisation :
     python3 setup_env.py --dev       idem, avec requirements-dev.txt (tests, papermill, ruff)
     python3 setup_env.py --check     vérifie l'interpréteur courant, sans rien installer
     %run setup_env.py --notebook     cellule d'installation du notebook : installe seulement sur
-                                     Colab (torch de Colab conservé), ailleurs vérifie et affiche
-    %run setup_env.py --notebook --restart
-                                     idem, et redémarre la session Colab si c'est nécessaire
+                                     Colab (torch de Colab conservé), ailleurs vérifie et affiche ;
+                                     si un module déjà importé a changé, redémarre la session Colab
+    %run setup_env.py --notebook --no-restart
+                                     idem, mais demande seulement de redémarrer
 
 Les versions sont fixées une seule fois, dans PINS ; requirements.txt les reprend à l'identique
 (un test le vérifie).
@@ -585,8 +586,7 @@ def print_restart_instruction(modules: list[str]) -> None:
     print(
         f"⚠️ Modules déjà importés et modifiés par l'installation : {', '.join(modules)}.\n"
         "   Redémarrez la session : menu « Exécution > Redémarrer la session », puis\n"
-        "   « Exécution > Tout exécuter ». (Ou relancez avec --restart pour le faire "
-        "automatiquement.)",
+        "   « Exécution > Tout exécuter ».",
         flush=True,
     )
 
@@ -594,7 +594,7 @@ def print_restart_instruction(modules: list[str]) -> None:
 # ---------------------------------------------------------------- modes
 
 
-def install_on_colab(statuses: list[PackageStatus], restart: bool = False) -> int:
+def install_on_colab(statuses: list[PackageStatus], restart: bool = True) -> int:
     """Installe en un seul appel pip ce qui manque, torch de Colab figé par une contrainte."""
     to_install = [status for status in statuses if status.needs_install]
     if not to_install:
@@ -634,7 +634,7 @@ def print_torch_on_colab() -> None:
     print(f"{mark} torch {version} : version de Colab conservée (contrainte pour pip)")
 
 
-def notebook_mode(restart: bool = False) -> int:
+def notebook_mode(restart: bool = True) -> int:
     """Cellule d'installation : installe sur Colab ; ailleurs vérifie et affiche seulement."""
     if is_colab():
         print("Colab détecté : installation de ce qui manque (torch de Colab inchangé).")
@@ -736,9 +736,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="installe aussi requirements-dev.txt dans .venv",
     )
     parser.add_argument(
-        "--restart",
+        "--no-restart",
         action="store_true",
-        help="avec --notebook sur Colab : redémarre la session si c'est nécessaire",
+        help="avec --notebook sur Colab : ne redémarre pas la session, demande seulement de le faire",
     )
     return parser.parse_args(argv)
 
@@ -747,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     """Point d'entrée ; renvoie le code de sortie."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.notebook:
-        return notebook_mode(restart=args.restart)
+        return notebook_mode(restart=not args.no_restart)
     if args.check:
         return check_mode()
     return shell_mode(dev=args.dev)

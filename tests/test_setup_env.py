@@ -418,7 +418,7 @@ def test_colab_restart_instruction_when_changed_module_is_loaded(se, on_colab, m
     fake = on_colab
     fake.versions["scikit-learn"] = "1.3.2"
     monkeypatch.setitem(sys.modules, "sklearn", types.ModuleType("sklearn"))
-    assert se.main(["--notebook"]) == 0
+    assert se.main(["--notebook", "--no-restart"]) == 0
     out = capsys.readouterr().out
     assert "Redémarrer la session" in out
     assert "sklearn" in out
@@ -429,7 +429,7 @@ def test_colab_no_restart_instruction_when_changed_module_not_loaded(se, on_cola
     fake = on_colab
     fake.versions["scikit-learn"] = "1.3.2"
     monkeypatch.delitem(sys.modules, "sklearn", raising=False)
-    assert se.main(["--notebook", "--restart"]) == 0
+    assert se.main(["--notebook"]) == 0
     out = capsys.readouterr().out
     assert len(fake.calls) == 1
     assert "Redémarrer la session" not in out
@@ -445,7 +445,7 @@ def test_colab_restart_when_a_loaded_dependency_changed(se, on_colab, monkeypatc
         {"huggingface-hub": "0.36.0"},
         {"huggingface-hub": "1.31.0", "peft": "0.21.2"},
     ]
-    assert se.main(["--notebook", "--restart"]) == 0
+    assert se.main(["--notebook"]) == 0  # redémarrage automatique par défaut
     out = capsys.readouterr().out
     assert "Redémarrer la session" in out
     assert "huggingface_hub" in out
