@@ -6,6 +6,7 @@
 Le texte sert seulement à éditer (il est ignoré par git) : le notebook reste la seule source.
 """
 
+import hashlib
 import json
 import re
 import sys
@@ -28,6 +29,33 @@ def split(ipynb_path: str, text_path: str) -> None:
     open(text_path, "w", encoding="utf-8").write("\n".join(parts))
 
 
+def previous_cell_ids(ipynb_path: str) -> dict:
+    """Identifiants des cellules du notebook existant, par contenu (pour des diffs git lisibles)."""
+    try:
+        cells = json.load(open(ipynb_path, encoding="utf-8"))["cells"]
+    except (OSError, ValueError):
+        return {}
+    ids = {}
+    for cell in cells:
+        ids.setdefault("".join(cell["source"]), []).append(cell["id"])
+    return ids
+
+
+def cell_id(source: str, previous_ids: dict, used: set) -> str:
+    """Reprend l'identifiant d'une cellule inchangée, sinon en dérive un du contenu."""
+    for candidate in previous_ids.get(source, []):
+        if candidate not in used:
+            used.add(candidate)
+            return candidate
+    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()
+    candidate, extra = digest[:8], 0
+    while candidate in used:
+        extra += 1
+        candidate = f"{digest[:8]}-{extra}"
+    used.add(candidate)
+    return candidate
+
+
 def join(text_path: str, ipynb_path: str) -> None:
     """Reconstruit le notebook (sorties et compteurs vides) depuis le texte « percent »."""
     cells, current = [], None
@@ -38,8 +66,10 @@ def join(text_path: str, ipynb_path: str) -> None:
             cells.append(current)
         elif current is not None:
             current["lines"].append(line)
+    previous_ids = previous_cell_ids(ipynb_path)
+    used = set()
     nb_cells = []
-    for index, cell in enumerate(cells):
+    for cell in cells:
         lines = cell["lines"]
         while lines and not lines[-1].strip():
             lines.pop()
@@ -48,7 +78,7 @@ def join(text_path: str, ipynb_path: str) -> None:
         source = "\n".join(lines)
         entry = {
             "cell_type": cell["kind"],
-            "id": f"cell-{index:03d}",
+            "id": cell_id(source, previous_ids, used),
             "metadata": {"tags": cell["tags"]} if cell["tags"] else {},
             "source": source.splitlines(keepends=True),
         }
