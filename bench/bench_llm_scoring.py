@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 import transformers
 from tabulate import tabulate
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import AutoTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -69,8 +69,6 @@ def build_namespace(model_dir: Path, label_names: list) -> dict:
     return notebook_namespace(
         CUDA=False,
         LLM_COMPUTE_DTYPE=torch.float32,
-        AutoModelForCausalLM=AutoModelForCausalLM,
-        BitsAndBytesConfig=BitsAndBytesConfig,
         llm_tokenizer=AutoTokenizer.from_pretrained(model_dir),
         LABEL_NAMES=label_names,
         N_LABELS=len(label_names),

@@ -5,9 +5,8 @@ import pandas as pd
 import pytest
 import torch
 from nbtools import notebook_namespace
-from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from sklearn.metrics import f1_score
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import AutoTokenizer
 
 LABELS = ["anger", "hope", "hopelessness", "joy", "sadness"]
 
@@ -24,11 +23,6 @@ def llm_namespace(manifest):
         LABEL_NAMES=LABELS,
         N_LABELS=len(LABELS),
         llm_tokenizer=tokenizer,
-        AutoModelForCausalLM=AutoModelForCausalLM,
-        BitsAndBytesConfig=BitsAndBytesConfig,
-        LoraConfig=LoraConfig,
-        get_peft_model=get_peft_model,
-        prepare_model_for_kbit_training=prepare_model_for_kbit_training,
     )
     ns["llm"] = ns["load_llm_4bit"](manifest["params"]["LLM_MODEL"])
     ns["set_pad_token"](tokenizer, ns["llm"])
