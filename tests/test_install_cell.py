@@ -19,6 +19,13 @@ from nbtools import code_cells
 INSTALL_CELL = "".join(code_cells()[0]["source"])
 
 
+@pytest.fixture(autouse=True)
+def the_notebook_has_the_install_cell_of_setup_env_v3():
+    """Un seul message clair tant que le notebook n'a pas la cellule qu'attend setup_env.py (version 3)."""
+    if "SETUP_VERSION_EXPECTED = 3" not in INSTALL_CELL or "if SETUP_ERROR:" not in INSTALL_CELL:
+        pytest.fail("la première cellule de code du notebook n'est pas la cellule d'installation de setup_env.py v3")
+
+
 def run_cells(workdir, fakes, monkeypatch, colab: bool):
     """Exécute [import google.colab,] la cellule d'installation, puis affiche SETUP_ERROR ; renvoie (notebook, erreur)."""
     monkeypatch.setenv("PYTHONPATH", str(fakes))
@@ -59,9 +66,8 @@ def assert_cell_raises(error, *fragments):
         assert fragment in error.evalue, error.evalue
 
 
-def test_the_cell_is_the_install_cell_expected_by_setup_env():
-    assert "%run setup_env.py --notebook" in INSTALL_CELL
-    assert "SETUP_VERSION_EXPECTED = 3" in INSTALL_CELL
+def test_the_cell_runs_setup_env_in_notebook_mode_and_checks_setup_error():
+    assert INSTALL_CELL.index("%run setup_env.py --notebook") < INSTALL_CELL.index("if SETUP_ERROR:")
 
 
 def test_download_failure_on_colab_raises(tmp_path, monkeypatch):
