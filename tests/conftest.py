@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -19,14 +18,20 @@ from fixtures import build_all  # noqa: E402
 
 NOTEBOOK = ROOT / "finetuning-projet.ipynb"
 
-# Variante bon marché : pas d'expériences, pas de LLM, un seul taux pour l'encodeur aléatoire.
+# Variante bon marché : pas d'expériences, pas de LLM, un seul taux par entraînement de l'encodeur, pas de
+# minimum de pas, et peu d'exemples pour encoder_matched (le budget du LLM).
 CHEAP_PARAMETERS = {
     "RUN_LLM": False,
     "RUN_ABLATIONS": False,
     "ENCODER_EPOCHS": 2,
+    "ENCODER_MIN_STEPS": 0,
     "ENCODER_BATCH_SIZE": 16,
     "ENCODER_LR": 5e-3,
     "SCRATCH_LRS": [5e-3],
+    "ENCODER_LORA_LRS": [5e-3],
+    "LLM_TRAIN_EXAMPLES": 48,
+    "ABLATION_TRAIN_EXAMPLES": 60,
+    "ABLATION_SEEDS": 1,
 }
 
 
@@ -78,11 +83,3 @@ def full_run(tmp_path_factory, manifest) -> dict:
         "parameters": parameters,
         "metrics": json.loads((folder / "outputs" / "metrics.json").read_text(encoding="utf-8")),
     }
-
-
-@pytest.fixture
-def copy_of_full_run(full_run, tmp_path) -> Path:
-    """Copie du dossier de sortie de l'exécution complète, pour une relance qui le modifie."""
-    target = tmp_path / "outputs"
-    shutil.copytree(full_run["output"], target)
-    return target

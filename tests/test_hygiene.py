@@ -26,7 +26,7 @@ CONTRACT_PARAMETERS = [
     "ENCODER_EPOCHS",
     "LLM_TRAIN_EXAMPLES",
     "LLM_EPOCHS",
-    "FORCE_RERUN",
+    "DEMO_TEXTS",
     "SEED",
     "OUTPUT_DIR",
     "FIGURES_DIR",
@@ -58,8 +58,13 @@ def test_parameters_cell_holds_only_commented_assignments_of_the_contract_names(
     assert all(isinstance(node, ast.Assign) for node in tree.body)
     names = [node.targets[0].id for node in tree.body]
     assert set(CONTRACT_PARAMETERS) <= set(names)
-    for line in source.splitlines():
-        assert re.match(r"^[A-Z_0-9]+ = .+  # \S", line), f"paramètre sans commentaire : {line}"
+    lines = source.splitlines()
+    for node in tree.body:  # une valeur peut tenir sur plusieurs lignes : le commentaire suit sa fin
+        first, last = lines[node.lineno - 1], lines[node.end_lineno - 1]
+        assert re.match(r"^[A-Z_0-9]+ = \S", first), f"paramètre mal formé : {first}"
+        assert re.search(r"  # \S", last[node.end_col_offset :]), f"paramètre sans commentaire : {first}"
+    covered = {n for node in tree.body for n in range(node.lineno, node.end_lineno + 1)}
+    assert [line for i, line in enumerate(lines, 1) if i not in covered and line.strip()] == []
     defaults = dict(zip(names, (ast.literal_eval(node.value) for node in tree.body)))
     assert defaults["DATASET_NAME"] == "dair-ai/emotion" and defaults["RUN_LLM"] == "auto" and defaults["SEED"] == 42
     assert defaults["ENCODER_MODEL"] == "distilbert-base-uncased" and defaults["OUTPUT_DIR"] == "outputs"
@@ -80,3 +85,27 @@ def test_readme_documents_every_parameter():
     names = [node.targets[0].id for node in ast.parse("".join(cell["source"])).body]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert [name for name in names if f"| `{name}` |" not in readme] == []
+
+
+def test_the_reuse_cache_is_gone():
+    code = "".join("".join(cell["source"]) for cell in code_cells())
+    markdown = "".join(
+        "".join(cell["source"])
+        for cell in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+        if cell["cell_type"] == "markdown"
+    )
+    for name in ("run_key", "reusable", "_message", "NOTEBOOK_VERSION", "FORCE_RERUN"):
+        assert name not in code and name not in markdown, name
+
+
+def test_the_notebook_stays_legible():
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    assert len(cells) <= 100, f"{len(cells)} cellules (au plus 100)"
+    code_lines = sum(len("".join(cell["source"]).splitlines()) for cell in cells if cell["cell_type"] == "code")
+    assert code_lines <= 1600, f"{code_lines} lignes de code (au plus 1 600)"
+    streak, longest, where = 0, 0, None
+    for index, cell in enumerate(cells):
+        streak = streak + 1 if cell["cell_type"] == "code" else 0
+        if streak > longest:
+            longest, where = streak, index
+    assert longest <= 3, f"{longest} cellules de code d'affilée (au plus 3), jusqu'à la cellule {where}"

@@ -21,6 +21,9 @@ def test_pretraining_beats_random_init_and_the_majority_class(tmp_path, manifest
         "ENCODER_BATCH_SIZE": 16,
         "ENCODER_LR": 1e-4,
         "SCRATCH_LRS": [1e-4],
+        "ENCODER_LORA_LRS": [1e-3],
+        "ENCODER_MIN_STEPS": 0,
+        "LLM_TRAIN_EXAMPLES": 32,
         "SEED": seed,
     }
     execute_notebook(tmp_path, **parameters)

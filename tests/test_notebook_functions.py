@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from bitsandbytes.functional import dequantize_4bit
 from nbtools import notebook_namespace
-from sklearn.metrics import f1_score
+from sklearn.metrics import confusion_matrix, f1_score
 from transformers import AutoTokenizer
 
 LABELS = ["anger", "hope", "hopelessness", "joy", "sadness"]
@@ -101,6 +102,19 @@ def test_training_labels_mask_everything_but_the_answer(llm_namespace):
     assert float(loss) == pytest.approx(float(manual), rel=1e-4)
 
 
+def frozen_fingerprints(model) -> dict:
+    """Somme et norme L1 de chaque poids gelé ; les poids 4 bits sont d'abord déquantifiés."""
+    fingerprints = {}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            continue
+        weight = parameter.data
+        if parameter.__class__.__name__ == "Params4bit":
+            weight = dequantize_4bit(weight, parameter.quant_state)
+        fingerprints[name] = (float(weight.float().sum()), float(weight.float().abs().sum()))
+    return fingerprints
+
+
 def test_lora_trains_only_the_adapters(llm_namespace, manifest):
     ns = llm_namespace
     base = ns["load_llm_4bit"](manifest["params"]["LLM_MODEL"])
@@ -110,7 +124,8 @@ def test_lora_trains_only_the_adapters(llm_namespace, manifest):
     trainable, total = model.get_nb_trainable_parameters()
     assert trainable == expected == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert all("lora_" in name for name, p in model.named_parameters() if p.requires_grad)
-    frozen_before = ns["frozen_fingerprints"](model)
+    frozen_before = frozen_fingerprints(model)
+    assert any(p.__class__.__name__ == "Params4bit" for p in model.parameters())  # des poids 4 bits sont bien suivis
     lora_before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     batch = ns["collate_causal"]([ns["encode_training_example"](ns["build_prompt"]("i feel happy"), "joy")] * 4)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -120,7 +135,7 @@ def test_lora_trains_only_the_adapters(llm_namespace, manifest):
         optimizer.step()
         optimizer.zero_grad()
     ns["score_labels"](model, [ns["build_prompt"]("i feel happy")], description="test")  # une inférence au passage
-    assert ns["frozen_fingerprints"](model) == frozen_before
+    assert frozen_fingerprints(model) == frozen_before
     assert all(
         not torch.equal(p.detach(), lora_before[name]) for name, p in model.named_parameters() if name in lora_before
     )
@@ -159,13 +174,14 @@ def test_caps_are_stratified_and_keep_the_original_order(data_namespace):
     assert (capped["label_name"] == LABELS[1]).sum() == 10
 
 
-def test_blank_texts_are_counted_and_na_stays_a_text(data_namespace, tmp_path):
+def test_na_stays_a_text_and_ids_are_source_rows(data_namespace, tmp_path):
+    # le retrait des textes vides est vérifié de bout en bout (test_dataset_block_matches_the_known_answers)
     path = tmp_path / "train.csv"
     pd.DataFrame({"phrase": ["NA", "", "   ", "ok", "null"], "emotion": ["joy"] * 5}).to_csv(path, index=False)
     splits = data_namespace["load_local_splits"]({"train": str(path)})
     frame = data_namespace["to_frame"](splits["train"], "phrase", "emotion", None)
-    kept, dropped = data_namespace["drop_blank_texts"](frame)
-    assert dropped == 2 and kept["text"].tolist() == ["NA", "ok", "null"] and kept["id"].tolist() == [0, 3, 4]
+    assert frame["text"].tolist() == ["NA", "", "   ", "ok", "null"] and frame["id"].tolist() == [0, 1, 2, 3, 4]
+    assert frame["label_name"].tolist() == ["joy"] * 5
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
@@ -203,7 +219,7 @@ def test_bootstrap_and_macro_f1_agree_with_scikit_learn(data_namespace):
     scores = data_namespace["accuracy_and_macro_f1"](truth, predicted)
     expected = f1_score(truth, predicted, labels=list(range(5)), average="macro", zero_division=0)
     assert scores["macro_f1"] == pytest.approx(expected, abs=1e-5)
-    matrix = data_namespace["confusion_counts"](truth, predicted)
+    matrix = confusion_matrix(truth, predicted, labels=list(range(5)))
     assert data_namespace["macro_f1_from_confusion"](matrix) == pytest.approx(expected)
     accuracy_ci, f1_ci = data_namespace["bootstrap_intervals"](truth, predicted, seed=3)
     assert accuracy_ci == data_namespace["bootstrap_intervals"](truth, predicted, seed=3)[0]
