@@ -38,6 +38,7 @@ def predict(output_dir: Path, texts: list, with_llm: bool | None = None) -> list
         "RUN_LLM_SECTION": with_llm,
         "LLM_COMPUTE_DTYPE": torch.float16 if cuda else torch.float32,
         "TEXT_TOKEN_BUDGET": 256,
+        "ENCODER_MAX_LENGTH": metrics["runs"]["encoder_finetuned"]["max_length"],
     }
     if with_llm:
         base = json.loads(adapter.read_text(encoding="utf-8"))["base_model_name_or_path"]
