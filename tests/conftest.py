@@ -18,6 +18,17 @@ from fixtures import build_all  # noqa: E402
 
 NOTEBOOK = ROOT / "finetuning-projet.ipynb"
 
+# Les modèles évalués, dans l'ordre où le notebook les range dans metrics["runs"].
+RUNS_WITHOUT_LLM = [
+    "majority_class",
+    "tfidf_logreg",
+    "encoder_scratch",
+    "encoder_finetuned",
+    "encoder_lora",
+    "encoder_matched",
+]
+RUNS = [*RUNS_WITHOUT_LLM, "llm_zero_shot", "llm_few_shot", "llm_qlora"]
+
 # Variante bon marché : pas d'expériences, pas de LLM, un seul taux par entraînement de l'encodeur, pas de
 # minimum de pas, et peu d'exemples pour encoder_matched (le budget du LLM).
 CHEAP_PARAMETERS = {

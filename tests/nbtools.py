@@ -54,3 +54,19 @@ def notebook_namespace(**overrides) -> dict:
         exec(compile(ast.Module(body=kept, type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
         namespace.update(overrides)
     return namespace
+
+
+def cpu_llm_namespace(tokenizer, label_names: list, **overrides) -> dict:
+    """Fonctions LLM du notebook réglées comme sur un CPU (fp32, sans précision mixte), avec ce tokenizer."""
+    import torch
+
+    return notebook_namespace(
+        CUDA=False,
+        USE_BF16=False,
+        USE_FP16=False,
+        LLM_COMPUTE_DTYPE=torch.float32,
+        LABEL_NAMES=label_names,
+        N_LABELS=len(label_names),
+        llm_tokenizer=tokenizer,
+        **overrides,
+    )

@@ -7,21 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import RUNS
 from nbtools import notebook_namespace
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 from transformers import pipeline
 
-RUNS = [
-    "majority_class",
-    "tfidf_logreg",
-    "encoder_scratch",
-    "encoder_finetuned",
-    "encoder_lora",
-    "encoder_matched",
-    "llm_zero_shot",
-    "llm_few_shot",
-    "llm_qlora",
-]
 ENCODERS = ["encoder_scratch", "encoder_finetuned", "encoder_lora", "encoder_matched"]
 TRAINED = [*ENCODERS, "llm_qlora"]
 UNTRAINED = ["majority_class", "llm_zero_shot", "llm_few_shot"]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 from bitsandbytes.functional import dequantize_4bit
-from nbtools import notebook_namespace
+from nbtools import cpu_llm_namespace, notebook_namespace
 from sklearn.metrics import f1_score
 from transformers import AutoTokenizer
 
@@ -16,15 +16,7 @@ LABELS = ["anger", "hope", "hopelessness", "joy", "sadness"]
 def llm_namespace(manifest):
     """Fonctions LLM du notebook, avec le Llama minuscule chargé en 4 bits sur CPU."""
     tokenizer = AutoTokenizer.from_pretrained(manifest["params"]["LLM_MODEL"])
-    ns = notebook_namespace(
-        CUDA=False,
-        USE_BF16=False,
-        USE_FP16=False,
-        LLM_COMPUTE_DTYPE=torch.float32,
-        LABEL_NAMES=LABELS,
-        N_LABELS=len(LABELS),
-        llm_tokenizer=tokenizer,
-    )
+    ns = cpu_llm_namespace(tokenizer, LABELS)
     ns["llm"] = ns["load_llm_4bit"](manifest["params"]["LLM_MODEL"])
     ns["set_pad_token"](tokenizer, ns["llm"])
     return ns

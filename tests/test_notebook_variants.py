@@ -4,17 +4,8 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import CHEAP_PARAMETERS, execute_notebook
+from conftest import CHEAP_PARAMETERS, RUNS_WITHOUT_LLM, execute_notebook
 from papermill.exceptions import PapermillExecutionError
-
-RUNS_WITHOUT_LLM = [
-    "majority_class",
-    "tfidf_logreg",
-    "encoder_scratch",
-    "encoder_finetuned",
-    "encoder_lora",
-    "encoder_matched",
-]
 
 
 def read_metrics(folder) -> dict:
@@ -49,7 +40,7 @@ def test_a_bert_encoder_runs_without_the_llm(bert_run):
     assert metrics["runs"]["encoder_finetuned"]["max_length"] <= 512
     text = bert_run["executed"].read_text(encoding="utf-8")
     assert "Section QLoRA sautée : RUN_LLM = False" in text
-    assert "La section TinyLlama n'a pas été exécutée" in text
+    assert "La section du LLM n'a pas été exécutée" in text
     pairs = [tuple(test["pair"]) for test in metrics["comparisons"]]
     assert pairs == [("encoder_finetuned", "tfidf_logreg"), ("encoder_finetuned", "encoder_lora")]
     lora = metrics["runs"]["encoder_lora"]

@@ -256,7 +256,7 @@ def test_two_metrics_files_give_two_different_conclusions(ns, full_run):
     assert "intervalle de confiance" in second and "+0.020" in second and "décisif" not in second
     assert "significativement différent de l'affinage complet" in first
     assert "sans différence significative avec l'affinage complet" in second
-    assert "DistilBERT l'emporte significativement" in first and "le LLM l'emporte significativement" in second
+    assert "l'encodeur l'emporte significativement" in first and "le LLM l'emporte significativement" in second
     assert "monte encore" in first and "sature" not in first
     assert "sature" in second and "monte encore" not in second
     assert "**llm_qlora** (" in second.split("En résumé")[1]  # le meilleur modèle sur le test
@@ -267,4 +267,4 @@ def test_two_metrics_files_give_two_different_conclusions(ns, full_run):
     without_llm["comparisons"] = [t for t in without_llm["comparisons"] if "llm_qlora" not in t["pair"]]
     without_llm["ablations"] = {}
     third = ns["render_conclusion"](without_llm)
-    assert "La section TinyLlama n'a pas été exécutée" in third and "sature" not in third
+    assert "La section du LLM n'a pas été exécutée" in third and "sature" not in third

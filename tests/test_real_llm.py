@@ -15,7 +15,7 @@ inédits ; un modèle aléatoire ou un apprentissage par cœur des mots d'entra�
 import numpy as np
 import pytest
 import torch
-from nbtools import notebook_namespace
+from nbtools import cpu_llm_namespace
 from smollm import SmolLMUnavailable, smollm2_path
 from transformers import AutoTokenizer
 
@@ -85,16 +85,7 @@ def accuracy(ns, model, examples: list) -> float:
 
 def test_qlora_learns_on_a_real_pretrained_llm_what_it_cannot_do_zero_shot(smollm2):
     tokenizer = AutoTokenizer.from_pretrained(smollm2)
-    ns = notebook_namespace(
-        CUDA=False,
-        USE_BF16=False,
-        USE_FP16=False,
-        LLM_COMPUTE_DTYPE=torch.float32,
-        LABEL_NAMES=LABELS,
-        N_LABELS=len(LABELS),
-        PROMPT_TEMPLATE=PROMPT_TEMPLATE,
-        llm_tokenizer=tokenizer,
-    )
+    ns = cpu_llm_namespace(tokenizer, LABELS, PROMPT_TEMPLATE=PROMPT_TEMPLATE)
     model = ns["load_llm_4bit"](str(smollm2))
     ns["set_pad_token"](tokenizer, model)
     assert tokenizer.pad_token_id != tokenizer.eos_token_id  # SmolLM2 livre pad = eos = <|im_end|>
