@@ -359,21 +359,16 @@ def test_demo_sentences_are_classified_by_every_trained_model(full_run, defaults
             assert prediction["confidence"] >= 1 / len(labels) - 1e-4, run  # la classe prédite est la plus probable
 
 
-def test_saved_models_reload_and_reproduce_the_demo(full_run, defaults):
+def test_saved_models_reload_and_reproduce_the_demo(full_run):
+    """La section 8 lancée seule (tools/try_sentences.py, nouvel espace de noms) redonne le bloc `demo`."""
+    from try_sentences import predict
+
     metrics = full_run["metrics"]
-    names = metrics["dataset"]["label_names"]
-    ns = notebook_namespace(
-        OUTPUT=Path(full_run["output"]),
-        LABEL_NAMES=names,
-        N_LABELS=len(names),
-        CUDA=False,
-        RUN_LLM_SECTION=False,
-    )
     texts = [row["text"] for row in metrics["demo"]]
-    again = ns["demo_predictions"](texts)
+    again = predict(Path(full_run["output"]), texts, with_llm=True)  # LLM minuscule rechargé sur CPU
     assert [row["text"] for row in again] == texts
     for fresh, stored in zip(again, metrics["demo"]):
-        assert list(fresh["predictions"]) == DEMO_RUNS[:-1]  # le LLM n'est pas rechargé ici
+        assert list(fresh["predictions"]) == DEMO_RUNS
         for run, prediction in fresh["predictions"].items():
             assert prediction["label"] == stored["predictions"][run]["label"], (fresh["text"], run)
             assert prediction["confidence"] == pytest.approx(stored["predictions"][run]["confidence"], abs=2e-3)
