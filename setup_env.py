@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from pathlib import Path
 
@@ -178,6 +179,7 @@ def notebook_mode(restart: bool) -> None:
         )
     print("🔄 La session redémarre pour charger ces versions (Colab signale un plantage : c'est voulu).")
     print("   Relancez ensuite Exécution > Tout exécuter : cette cellule n'installera plus rien.", flush=True)
+    time.sleep(2)  # le noyau envoie ces lignes au notebook avant d'être arrêté (sinon elles peuvent se perdre)
     os.kill(os.getpid(), signal.SIGKILL)  # Colab relance alors un noyau neuf
 
 
