@@ -36,7 +36,7 @@ from transformers import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tools"))
 
 from cpu_share import CpuShare
 from fixtures import minilm_dir

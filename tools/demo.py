@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 # Réglages qui rendent l'exécution courte sur un CPU à 2 cœurs (quelques minutes).
 DEMO_PARAMETERS = {
@@ -22,16 +21,16 @@ DEMO_PARAMETERS = {
     "ENCODER_EPOCHS": 4,
     "ENCODER_MIN_STEPS": 20,
     "ENCODER_BATCH_SIZE": 16,
-    "ENCODER_LR": 5e-3,
-    "SCRATCH_LRS": [5e-3],
-    "ENCODER_LORA_LRS": [5e-3],
+    "ENCODER_LRS": [5e-3, 1e-2],
+    "SCRATCH_LRS": [5e-3, 1e-2],
+    "ENCODER_LORA_LRS": [5e-3, 1e-2],
     "ABLATION_TRAIN_EXAMPLES": 120,
     "ABLATION_SEEDS": 2,
     "LEARNING_CURVE_FRACTIONS": [0.25, 0.5],
-    "TRAIN_LENGTHS": [6],
     "KEYWORDS_PER_CLASS": 2,
     "LLM_TRAIN_EXAMPLES": 160,
     "LLM_EPOCHS": 2,
+    "LLM_MIN_STEPS": 20,
     "LLM_LR": 1e-2,
     "LLM_BATCH_SIZE": 16,
     "LLM_VAL_EXAMPLES": 24,

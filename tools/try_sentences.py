@@ -18,7 +18,6 @@ from tabulate import tabulate
 from transformers import AutoTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 from nbtools import notebook_namespace  # noqa: E402
 

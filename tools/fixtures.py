@@ -1,6 +1,6 @@
 """Tiny offline fixtures (models, tokenizers, CSV datasets) for testing the fine-tuning notebook.
 
-Usage: ``python tests/fixtures.py OUT_DIR`` builds everything under OUT_DIR and prints the
+Usage: ``python tools/fixtures.py OUT_DIR`` builds everything under OUT_DIR and prints the
 papermill parameters as JSON.
 """
 
@@ -450,5 +450,5 @@ def build_all(folder: str | os.PathLike) -> dict:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python tests/fixtures.py OUT_DIR")
+        sys.exit("usage: python tools/fixtures.py OUT_DIR")
     print(json.dumps(build_all(sys.argv[1]), indent=2))
