@@ -1,18 +1,19 @@
 """Installe ou vérifie les dépendances du projet.
 
-    python3 setup_env.py            crée .venv à côté de ce script, y installe requirements.txt, le vérifie
-    python3 setup_env.py --dev      idem avec requirements-dev.txt (tests, papermill, ruff, jupytext)
-    python3 setup_env.py --check    vérifie l'interpréteur courant, sans rien installer
-    %run setup_env.py --notebook    cellule du notebook : sur Colab, un seul appel à pip (torch de Colab
-                                    conservé), puis redémarrage de la session si un paquet a changé
-                                    (--no-restart : le demander seulement) ; ailleurs, vérifie et affiche
+python3 setup_env.py          crée .venv à côté de ce script, y installe requirements.txt, le
+                              vérifie
+python3 setup_env.py --dev    idem avec requirements-dev.txt (tests, papermill, ruff, jupytext)
+python3 setup_env.py --check  vérifie l'interpréteur courant, sans rien installer
+%run setup_env.py --notebook  cellule du notebook : sur Colab, un seul appel à pip (torch de Colab
+                              conservé), puis redémarrage de la session si un paquet a changé
+                              (--no-restart : le demander seulement) ; ailleurs, vérifie et affiche
 
-Codes de sortie (hors --notebook) : 0 en ordre, 1 versions à corriger, 2 option inconnue, 3 installation
-impossible (pip, venv), 4 Python trop ancien. Sous %run, exceptions et SystemExit sont avalés et les
-globales du script recopiées dans le notebook : SETUP_ERROR, rempli dès le début, ne passe à None qu'en
-fin de réussite, et la cellule lève une erreur s'il ne l'est pas. SETUP_VERSION change avec ce protocole.
-Versions : une seule source, PINS et TORCH_REQUIREMENT (requirements.txt les recopie, un test le vérifie) ;
-comparaisons par `packaging`, résolution des dépendances par pip.
+Codes de sortie (hors --notebook) : 0 en ordre, 1 versions à corriger, 2 option inconnue, 3
+installation impossible (pip, venv), 4 Python trop ancien. Sous %run, exceptions et SystemExit sont
+avalés et les globales du script recopiées dans le notebook : SETUP_ERROR, rempli dès le début, ne
+passe à None qu'en fin de réussite, et la cellule lève une erreur s'il ne l'est pas. SETUP_VERSION
+change avec ce protocole. Versions : une seule source, PINS et TORCH_REQUIREMENT (requirements.txt
+les recopie, un test le vérifie) ; comparaisons par `packaging`, résolution des dépendances par pip.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import venv
 from pathlib import Path
 
 SETUP_ERROR = (
-    "setup_env.py s'est arrêté sur une erreur inattendue (voir le message au-dessus). Relancez la cellule ; "
-    "si l'erreur revient, signalez-la avec ce message."
+    "setup_env.py s'est arrêté sur une erreur inattendue (voir le message au-dessus). "
+    "Relancez la cellule ; si l'erreur revient, signalez-la avec ce message."
 )
 SETUP_VERSION = 3
 
@@ -43,8 +44,8 @@ PINS = [
     "accelerate==1.15.0",
     'bitsandbytes==0.50.2; platform_system != "Darwin"',
     "datasets==5.2.0",
-    # transformers 5.23 et datasets 5.2 acceptent huggingface-hub >=1.31,<3 ; sans plafond, pip prend la 2.x,
-    # que gradio et diffusers de Colab refusent.
+    # transformers 5.23 et datasets 5.2 acceptent huggingface-hub >=1.31,<3 ; sans plafond, pip
+    # prend la 2.x, que gradio et diffusers de Colab refusent.
     "huggingface-hub>=1.31,<2",
     "numpy>=1.26",
     "scipy>=1.11",
@@ -54,8 +55,8 @@ PINS = [
     "scikit-learn>=1.4",
     "pandas>=2.0",
 ]
-# torch figure dans requirements.txt (environnements virtuels) mais n'est jamais installé ni modifié sur
-# Colab : la version de Colab est passée à pip comme contrainte.
+# torch figure dans requirements.txt (environnements virtuels) mais n'est jamais installé ni
+# modifié sur Colab : la version de Colab est passée à pip comme contrainte.
 TORCH_REQUIREMENT = "torch>=2.6"
 PYTHON_MIN = (3, 11)  # transformers 5.x
 
@@ -75,8 +76,9 @@ def require_python() -> None:
         found, needed = ".".join(map(str, sys.version_info[:3])), ".".join(map(str, PYTHON_MIN))
         raise SetupFailure(
             EXIT_PYTHON,
-            f"Python {found} est incompatible : transformers 5.x demande Python ≥ {needed}. Sur Colab, choisissez "
-            "la version la plus récente de l'environnement d'exécution (Exécution > Modifier le type d'exécution) ; "
+            f"Python {found} est incompatible : transformers 5.x demande Python ≥ {needed}. "
+            "Sur Colab, choisissez la version la plus récente de l'environnement d'exécution "
+            "(Exécution > Modifier le type d'exécution) ; "
             f"ailleurs, installez Python {needed} ou plus récent.",
         )
 
@@ -110,15 +112,19 @@ def check(specs: list[str]) -> list[str]:
 
 
 def pip_install(python: str, arguments: list[str], what: str) -> list[str]:
-    """Lance `python -m pip install` ; renvoie sa sortie, ou lève SetupFailure avec ses dernières lignes."""
+    """Lance `python -m pip install` ; renvoie sa sortie, ou lève SetupFailure avec ses
+    dernières lignes."""
     command = [python, "-m", "pip", "install", *arguments]
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    result = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
     lines = result.stdout.rstrip().splitlines()
     if result.returncode != 0:
         tail = "\n".join(f"    {line}" for line in lines[-PIP_TAIL_LINES:])
         raise SetupFailure(
             EXIT_INSTALL,
-            f"pip a échoué (code {result.returncode}) en installant {what}. Dernières lignes de pip :\n{tail}\n"
+            f"pip a échoué (code {result.returncode}) en installant {what}. "
+            f"Dernières lignes de pip :\n{tail}\n"
             "Vérifiez la connexion réseau et les versions ci-dessus, puis relancez.",
         )
     return lines
@@ -126,7 +132,10 @@ def pip_install(python: str, arguments: list[str], what: str) -> list[str]:
 
 def installed_distributions() -> dict[str, str]:
     """Instantané {nom en minuscules : version} des distributions installées."""
-    return {(dist.metadata["Name"] or "").lower(): dist.version for dist in importlib.metadata.distributions()}
+    return {
+        (dist.metadata["Name"] or "").lower(): dist.version
+        for dist in importlib.metadata.distributions()
+    }
 
 
 def notebook_mode(restart: bool) -> None:
@@ -137,16 +146,19 @@ def notebook_mode(restart: bool) -> None:
         print("Hors Colab : vérification seulement, rien n'est installé.")
         if check(specs):
             print(
-                "⚠️ Environnement incomplet : le notebook continue, mais ses résultats peuvent différer. Dans un "
-                "terminal, à la racine du projet : python3 setup_env.py --dev, puis ouvrez ce notebook avec le "
-                "noyau de .venv."
+                "⚠️ Environnement incomplet : le notebook continue, mais ses résultats peuvent "
+                "différer. Dans un terminal, à la racine du projet : python3 setup_env.py --dev, "
+                "puis ouvrez ce notebook avec le noyau de .venv."
             )
         else:
             print("✅ Environnement complet.")
         return
     before = installed_distributions()
     torch = before.get("torch")
-    print(f"Colab détecté : installation des versions épinglées (torch {torch or 'absent'} de Colab conservé)…")
+    print(
+        "Colab détecté : installation des versions épinglées "
+        f"(torch {torch or 'absent'} de Colab conservé)…"
+    )
     sys.stdout.flush()
     with tempfile.TemporaryDirectory() as folder:
         arguments = ["--progress-bar", "off", *PINS]
@@ -156,17 +168,22 @@ def notebook_mode(restart: bool) -> None:
             arguments += ["-c", str(constraints)]
         lines = pip_install(sys.executable, arguments, "les dépendances du notebook")
     for line in lines:  # ce que pip a changé, et ses avertissements de conflit
-        if line.startswith(("Successfully installed", "ERROR", "WARNING")) and "pip version" not in line:
+        if (
+            line.startswith(("Successfully installed", "ERROR", "WARNING"))
+            and "pip version" not in line
+        ):
             print(line)
     problems = check(specs)
     if problems:
         raise SetupFailure(
             EXIT_CHECK,
-            f"après l'installation, versions incorrectes : {' ; '.join(problems)}. Relancez la cellule ; si "
-            "l'écart demeure, voyez « Dépannage » dans le README.",
+            f"après l'installation, versions incorrectes : {' ; '.join(problems)}. "
+            "Relancez la cellule ; si l'écart demeure, voyez « Dépannage » dans le README.",
         )
     after = installed_distributions()
-    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    changed = sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
     if not changed:
         print("✅ Rien à installer : toutes les versions étaient déjà les bonnes.")
         return
@@ -174,12 +191,19 @@ def notebook_mode(restart: bool) -> None:
     if not restart:
         raise SetupFailure(
             EXIT_CHECK,
-            "paquets mis à jour, la session doit redémarrer pour les charger : Exécution > Redémarrer la "
-            "session, puis Exécution > Tout exécuter.",
+            "paquets mis à jour, la session doit redémarrer pour les charger : "
+            "Exécution > Redémarrer la session, puis Exécution > Tout exécuter.",
         )
-    print("🔄 La session redémarre pour charger ces versions (Colab signale un plantage : c'est voulu).")
-    print("   Relancez ensuite Exécution > Tout exécuter : cette cellule n'installera plus rien.", flush=True)
-    time.sleep(2)  # le noyau envoie ces lignes au notebook avant d'être arrêté (sinon elles peuvent se perdre)
+    print(
+        "🔄 La session redémarre pour charger ces versions "
+        "(Colab signale un plantage : c'est voulu)."
+    )
+    print(
+        "   Relancez ensuite Exécution > Tout exécuter : cette cellule n'installera plus rien.",
+        flush=True,
+    )
+    # le noyau envoie ces lignes au notebook avant d'être arrêté (sinon elles peuvent se perdre)
+    time.sleep(2)
     os.kill(os.getpid(), signal.SIGKILL)  # Colab relance alors un noyau neuf
 
 
@@ -207,8 +231,8 @@ def venv_mode(dev: bool) -> None:
         except (OSError, subprocess.CalledProcessError) as error:
             raise SetupFailure(
                 EXIT_INSTALL,
-                f"création de {venv_dir} impossible ({error}). Sous Debian ou Ubuntu, installez le paquet "
-                "python3-venv ; supprimez le dossier .venv incomplet, puis relancez.",
+                f"création de {venv_dir} impossible ({error}). Sous Debian ou Ubuntu, installez "
+                "le paquet python3-venv ; supprimez le dossier .venv incomplet, puis relancez.",
             ) from error
     requirements = ROOT / ("requirements-dev.txt" if dev else "requirements.txt")
     # torch n'y est borné que par le bas : un torch déjà installé (build CPU de la CI) est gardé.
@@ -216,18 +240,30 @@ def venv_mode(dev: bool) -> None:
     pip_install(str(python), ["-r", str(requirements)], requirements.name)
     result = subprocess.run([str(python), str(SCRIPT), "--check"], check=False)
     if result.returncode != 0:
-        raise SetupFailure(result.returncode, f"{venv_dir} ne satisfait pas les versions demandées (voir au-dessus).")
+        raise SetupFailure(
+            result.returncode,
+            f"{venv_dir} ne satisfait pas les versions demandées (voir au-dessus).",
+        )
     print(f"Activez l'environnement : source {venv_dir / 'bin' / 'activate'}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Lance le mode demandé ; met SETUP_ERROR à None en cas de succès et renvoie le code de sortie."""
+    """Lance le mode demandé ; met SETUP_ERROR à None en cas de succès et renvoie le code de
+    sortie."""
     global SETUP_ERROR
-    parser = argparse.ArgumentParser(prog="setup_env.py", description="Installe ou vérifie les dépendances.")
+    parser = argparse.ArgumentParser(
+        prog="setup_env.py", description="Installe ou vérifie les dépendances."
+    )
     mode = parser.add_mutually_exclusive_group()
-    for option, text in (("--notebook", "cellule du notebook"), ("--check", "vérifier"), ("--dev", "outils de dev")):
+    for option, text in (
+        ("--notebook", "cellule du notebook"),
+        ("--check", "vérifier"),
+        ("--dev", "outils de dev"),
+    ):
         mode.add_argument(option, action="store_true", help=text)
-    parser.add_argument("--no-restart", action="store_true", help="avec --notebook : demande le redémarrage")
+    parser.add_argument(
+        "--no-restart", action="store_true", help="avec --notebook : demande le redémarrage"
+    )
     args = parser.parse_args(argv)
     try:
         if args.notebook:
@@ -246,5 +282,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     EXIT_CODE = main()
-    if "--notebook" not in sys.argv[1:]:  # sous %run, SystemExit serait avalé : SETUP_ERROR fait foi
+    # sous %run, SystemExit serait avalé : SETUP_ERROR fait foi
+    if "--notebook" not in sys.argv[1:]:
         raise SystemExit(EXIT_CODE)

