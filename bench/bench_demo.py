@@ -1,9 +1,9 @@
-"""Mesure la durée de bout en bout de la démonstration hors ligne (tools/demo.py) et de chaque section.
+"""Durée de bout en bout de la démonstration hors ligne (tools/demo.py) et de chaque section.
 
     .venv/bin/python bench/bench_demo.py
 
-Lance `run_demo` dans un dossier temporaire, puis lit `environment.section_seconds` dans le metrics.json écrit.
-Cible : moins de 3 minutes sur cette machine (CPU à 2 cœurs).
+Lance `run_demo` dans un dossier temporaire, puis lit `environment.section_seconds` dans le
+metrics.json écrit. Cible : moins de 3 minutes sur cette machine (CPU à 2 cœurs).
 """
 
 import json
@@ -29,7 +29,7 @@ def section_seconds(output_root: Path) -> dict:
 
 
 def timed_demo() -> tuple[float, dict]:
-    """Exécute la démonstration dans un dossier temporaire ; renvoie la durée totale et les durées par section."""
+    """Exécute la démonstration dans un dossier temporaire ; rend la durée totale et par section."""
     from demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="bench_demo_") as folder:
@@ -47,10 +47,12 @@ def main() -> None:
     verdict = "atteinte" if total < TARGET_SECONDS else "MANQUÉE"
     print(
         f"Démonstration hors ligne de bout en bout : {total:.1f} s "
-        f"(cible : < {TARGET_SECONDS:.0f} s sur cette machine, {os.cpu_count()} cœurs) : cible {verdict}."
+        f"(cible : < {TARGET_SECONDS:.0f} s sur cette machine, {os.cpu_count()} cœurs) : "
+        f"cible {verdict}."
     )
     print(
-        f"Hors sections du notebook (fixtures, démarrage du noyau, papermill) : {total - sum(sections.values()):.1f} s."
+        "Hors sections du notebook (fixtures, démarrage du noyau, papermill) : "
+        f"{total - sum(sections.values()):.1f} s."
     )
     print(load_report)
 

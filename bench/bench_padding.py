@@ -1,13 +1,15 @@
-"""Compare le remplissage dynamique groupé par longueur (celui du notebook) au remplissage fixe à MAX_LENGTH.
+"""Remplissage dynamique groupé par longueur (celui du notebook) contre remplissage à MAX_LENGTH.
 
     .venv/bin/python bench/bench_padding.py
 
-Trois réglages sur les mêmes données et le même modèle (MiniLM-L6 pré-entraîné, tokenizer BERT en minuscules) :
-remplissage fixe à MAX_LENGTH, remplissage dynamique en ordre aléatoire, remplissage dynamique avec lots groupés
-par longueur (`DataCollatorWithPadding` + `train_sampling_strategy="group_by_length"`). On mesure (a) la part de
-vrais tokens dans les lots d'une époque du chargeur que construit `Trainer.get_train_dataloader()`, et (b) le débit
-d'entraînement (exemples par seconde) sur une époque courte réelle. Données : phrases anglaises synthétiques dont le
-nombre de mots suit une loi log-normale proche de celle de dair-ai/emotion (moyenne ~19 mots, queue jusqu'à ~66).
+Trois réglages sur les mêmes données et le même modèle (MiniLM-L6 pré-entraîné, tokenizer BERT en
+minuscules) : remplissage fixe à MAX_LENGTH, remplissage dynamique en ordre aléatoire, remplissage
+dynamique avec lots groupés par longueur (`DataCollatorWithPadding` +
+`train_sampling_strategy="group_by_length"`). On mesure (a) la part de vrais tokens dans les lots
+d'une époque du chargeur que construit `Trainer.get_train_dataloader()`, et (b) le débit
+d'entraînement (exemples par seconde) sur une époque courte réelle. Données : phrases anglaises
+synthétiques dont le nombre de mots suit une loi log-normale proche de celle de dair-ai/emotion
+(moyenne ~19 mots, queue jusqu'à ~66).
 """
 
 import math
@@ -44,10 +46,15 @@ from nbtools import notebook_namespace
 
 SEED = 42
 N_EXAMPLES = 3000  # jeu complet : part de vrais tokens sur une époque
-N_TIMED = 1280  # sous-ensemble chronométré : une époque entière de 40 pas (tous les méga-lots vus)
+N_TIMED = 1280  # sous-ensemble chronométré : une époque de 40 pas (tous les méga-lots vus)
 BATCH_SIZE = 32
 N_LABELS = 6
-MEDIAN_WORDS, SIGMA_WORDS, MIN_WORDS, MAX_WORDS = 17.0, 0.47, 2, 66  # log-normale : moyenne ~19, 99e centile ~50
+MEDIAN_WORDS, SIGMA_WORDS, MIN_WORDS, MAX_WORDS = (
+    17.0,
+    0.47,
+    2,
+    66,
+)  # log-normale : moyenne ~19, 99e centile ~50
 COMPOUND_SHARE = 0.1  # part de mots composés (coupés en plusieurs pièces WordPiece)
 TARGET_REAL_SHARE = 0.85
 SETTINGS = {
@@ -58,16 +65,20 @@ SETTINGS = {
 
 
 def common_words(tokenizer, count: int = 8000) -> list:
-    """Mots entiers alphabétiques du vocabulaire BERT, dans l'ordre du vocabulaire (à peu près par fréquence)."""
+    """Mots entiers alphabétiques du vocabulaire BERT, dans son ordre (à peu près par fréquence)."""
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    return [word for word, _ in vocab if word.isalpha() and word.isascii() and len(word) > 1][:count]
+    return [word for word, _ in vocab if word.isalpha() and word.isascii() and len(word) > 1][
+        :count
+    ]
 
 
 def make_sentence(words: list, weights: np.ndarray, n_words: int, rng: np.random.Generator) -> str:
     """Phrase de n_words mots tirés selon une loi de Zipf, avec quelques mots composés."""
     picked = rng.choice(len(words), size=(n_words, 2), p=weights)
     compound = rng.random(n_words) < COMPOUND_SHARE
-    return " ".join(words[a] + words[b] if joined else words[a] for (a, b), joined in zip(picked, compound))
+    return " ".join(
+        words[a] + words[b] if joined else words[a] for (a, b), joined in zip(picked, compound)
+    )
 
 
 def make_frame(tokenizer, n_rows: int, seed: int) -> pd.DataFrame:
@@ -76,14 +87,17 @@ def make_frame(tokenizer, n_rows: int, seed: int) -> pd.DataFrame:
     words = common_words(tokenizer)
     weights = 1.0 / np.arange(1, len(words) + 1)
     weights /= weights.sum()
-    counts = np.clip(np.rint(rng.lognormal(math.log(MEDIAN_WORDS), SIGMA_WORDS, n_rows)), MIN_WORDS, MAX_WORDS)
+    counts = np.clip(
+        np.rint(rng.lognormal(math.log(MEDIAN_WORDS), SIGMA_WORDS, n_rows)), MIN_WORDS, MAX_WORDS
+    )
     texts = [make_sentence(words, weights, int(n), rng) for n in counts]
     return pd.DataFrame({"text": texts, "label": rng.integers(0, N_LABELS, n_rows)})
 
 
 def choose_max_length(namespace: dict, tokenizer, texts: list) -> tuple[int, np.ndarray]:
-    """MAX_LENGTH comme le notebook : 99e centile des longueurs (tokens spéciaux compris), multiple de 8."""
-    lengths = namespace["token_lengths"](tokenizer, texts) + tokenizer.num_special_tokens_to_add()
+    """MAX_LENGTH comme le notebook : 99e centile des longueurs (tokens spéciaux compris), par 8."""
+    ids = tokenizer(texts, add_special_tokens=False).input_ids  # comme la section 3 du notebook
+    lengths = np.array([len(row) for row in ids]) + tokenizer.num_special_tokens_to_add()
     return int(math.ceil(np.percentile(lengths, 99) / 8) * 8), lengths
 
 
@@ -103,14 +117,14 @@ def fixed_dataset(namespace: dict, frame: pd.DataFrame, max_length: int):
 
 
 def build_dataset(namespace: dict, frame: pd.DataFrame, max_length: int, padding: str):
-    """Jeu du réglage : `tokenize_frame` du notebook (dynamique) ou remplissage fixe."""
+    """Jeu du réglage : `tokenize` du notebook (dynamique) ou remplissage fixe."""
     if padding == "dynamic":
-        return namespace["tokenize_frame"](frame, max_length)
+        return namespace["tokenize"](frame, max_length)
     return fixed_dataset(namespace, frame, max_length)
 
 
 def bench_arguments(run_dir: str, sampling: str) -> TrainingArguments:
-    """Arguments d'entraînement de l'encodeur du notebook (lot, taux, échauffement, CPU fp32), sans évaluation."""
+    """Arguments d'entraînement de l'encodeur du notebook (lot, taux, échauffement, CPU fp32)."""
     return TrainingArguments(
         output_dir=run_dir,
         learning_rate=5e-5,
@@ -148,8 +162,10 @@ class StepTimer(TrainerCallback):
         self.steps += 1
 
 
-def make_trainer(namespace: dict, model, dataset, sampling: str, run_dir: str, callbacks=()) -> Trainer:
-    """Trainer d'un réglage, avec le collateur du notebook (sans l'affichage des métriques de fin)."""
+def make_trainer(
+    namespace: dict, model, dataset, sampling: str, run_dir: str, callbacks=()
+) -> Trainer:
+    """Trainer d'un réglage, avec le collateur du notebook (sans affichage des métriques de fin)."""
     trainer = Trainer(
         model=model,
         args=bench_arguments(run_dir, sampling),
@@ -163,7 +179,7 @@ def make_trainer(namespace: dict, model, dataset, sampling: str, run_dir: str, c
 
 
 def padding_stats(trainer: Trainer) -> dict:
-    """Part de vrais tokens et largeur moyenne des lots sur une époque du chargeur d'entraînement."""
+    """Part de vrais tokens et largeur moyenne des lots sur une époque du chargeur."""
     transformers.set_seed(SEED)
     real = total = examples = 0
     for batch in trainer.get_train_dataloader():
@@ -190,7 +206,9 @@ def timed_epoch(namespace: dict, dataset, sampling: str, run_dir: str) -> dict:
 
 def warm_up(namespace: dict, dataset, run_dir: str) -> None:
     """Quelques pas jetables pour que le premier réglage chronométré ne paie pas l'échauffement."""
-    trainer = make_trainer(namespace, load_model(), dataset.select(range(2 * BATCH_SIZE)), "random", run_dir)
+    trainer = make_trainer(
+        namespace, load_model(), dataset.select(range(2 * BATCH_SIZE)), "random", run_dir
+    )
     trainer.train()
 
 
@@ -198,18 +216,19 @@ def describe_data(frame: pd.DataFrame, lengths: np.ndarray, max_length: int) -> 
     """Affiche la distribution des longueurs du jeu synthétique."""
     words = frame["text"].str.split().str.len()
     print(
-        f"Jeu synthétique : {len(frame)} phrases ; mots par texte : moyenne {words.mean():.1f}, médiane "
-        f"{words.median():.0f}, 99e centile {words.quantile(0.99):.0f}, max {words.max()} ; tokens par mot "
-        f"{(lengths - 2).sum() / words.sum():.2f}."
+        f"Jeu synthétique : {len(frame)} phrases ; mots par texte : moyenne {words.mean():.1f}, "
+        f"médiane {words.median():.0f}, 99e centile {words.quantile(0.99):.0f}, max "
+        f"{words.max()} ; tokens par mot {(lengths - 2).sum() / words.sum():.2f}."
     )
     print(
         f"MAX_LENGTH choisi comme dans le notebook : {max_length} tokens "
-        f"({(lengths > max_length).mean():.2%} des textes tronqués) ; longueur moyenne {lengths.mean():.1f} tokens."
+        f"({(lengths > max_length).mean():.2%} des textes tronqués) ; longueur moyenne "
+        f"{lengths.mean():.1f} tokens."
     )
 
 
 def run_settings(namespace: dict, frame: pd.DataFrame, max_length: int, run_dir: str) -> list:
-    """Mesure chaque réglage : remplissage sur le jeu complet, débit sur le sous-ensemble chronométré."""
+    """Mesure chaque réglage : remplissage sur le jeu complet, débit sur le sous-ensemble."""
     timed_frame = frame.iloc[:N_TIMED].reset_index(drop=True)
     warm_up(namespace, build_dataset(namespace, timed_frame, max_length, "dynamic"), run_dir)
     probe = load_model()  # ne sert qu'à construire les chargeurs
@@ -250,7 +269,9 @@ def print_results(rows: list) -> None:
         "durée (s)",
         "ex./s",
     ]
-    print(tabulate(table, headers=headers, floatfmt=("", ".3f", ".1f", ",", ".3f", "", ".1f", ".1f")))
+    print(
+        tabulate(table, headers=headers, floatfmt=("", ".3f", ".1f", ",", ".3f", "", ".1f", ".1f"))
+    )
     fixed, grouped = rows[0], rows[-1]
     verdict = "atteinte" if grouped["real_share"] >= TARGET_REAL_SHARE else "MANQUÉE"
     print(
@@ -258,9 +279,10 @@ def print_results(rows: list) -> None:
         f"(cible ≥ {TARGET_REAL_SHARE} : {verdict} ; fixe : {fixed['real_share']:.3f})."
     )
     print(
-        f"Débit d'entraînement groupé / fixe : {grouped['examples_per_second'] / fixed['examples_per_second']:.2f}× "
-        f"({grouped['examples_per_second']:.1f} contre {fixed['examples_per_second']:.1f} ex./s, une seule mesure, "
-        f"CPU {os.cpu_count()} cœurs, {torch.get_num_threads()} fils)."
+        "Débit d'entraînement groupé / fixe : "
+        f"{grouped['examples_per_second'] / fixed['examples_per_second']:.2f}× "
+        f"({grouped['examples_per_second']:.1f} contre {fixed['examples_per_second']:.1f} ex./s, "
+        f"une seule mesure, CPU {os.cpu_count()} cœurs, {torch.get_num_threads()} fils)."
     )
 
 

@@ -1,4 +1,8 @@
-"""Fixtures partagées : données et modèles minuscules, et une exécution complète du notebook par session."""
+"""Fixtures partagées : données et modèles minuscules, une exécution complète par session.
+
+pytest (mode d'import « prepend ») met déjà tests/ en tête de sys.path ; on y ajoute tools/
+(nbtools, fixtures, demo, try_sentences).
+"""
 
 import json
 import os
@@ -8,7 +12,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tools"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -29,7 +32,7 @@ RUNS_WITHOUT_LLM = [
 ]
 RUNS = [*RUNS_WITHOUT_LLM, "llm_zero_shot", "llm_few_shot", "llm_qlora"]
 
-# Variante bon marché : pas d'expériences, pas de LLM, un seul taux par entraînement de l'encodeur, pas de
+# Variante bon marché : pas d'expériences, pas de LLM, un seul taux candidat par encodeur, pas de
 # minimum de pas, et peu d'exemples pour encoder_matched (le budget du LLM).
 CHEAP_PARAMETERS = {
     "RUN_LLM": False,
@@ -37,7 +40,7 @@ CHEAP_PARAMETERS = {
     "ENCODER_EPOCHS": 2,
     "ENCODER_MIN_STEPS": 0,
     "ENCODER_BATCH_SIZE": 16,
-    "ENCODER_LR": 5e-3,
+    "ENCODER_LRS": [5e-3],
     "SCRATCH_LRS": [5e-3],
     "ENCODER_LORA_LRS": [5e-3],
     "LLM_TRAIN_EXAMPLES": 48,
@@ -47,7 +50,7 @@ CHEAP_PARAMETERS = {
 
 
 def execute_notebook(folder: Path, **parameters) -> Path:
-    """Exécute le notebook avec papermill ; renvoie le notebook exécuté (lève l'erreur du notebook s'il échoue)."""
+    """Exécute le notebook avec papermill ; renvoie le notebook exécuté (lève s'il échoue)."""
     import papermill
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,7 +58,12 @@ def execute_notebook(folder: Path, **parameters) -> Path:
     parameters.setdefault("FIGURES_DIR", str(folder / "figures"))
     executed = folder / "executed.ipynb"
     papermill.execute_notebook(
-        str(NOTEBOOK), str(executed), parameters=parameters, cwd=str(ROOT), kernel_name="python3", progress_bar=False
+        str(NOTEBOOK),
+        str(executed),
+        parameters=parameters,
+        cwd=str(ROOT),
+        kernel_name="python3",
+        progress_bar=False,
     )
     return executed
 
@@ -82,7 +90,7 @@ def facts(manifest) -> dict:
 
 @pytest.fixture(scope="session")
 def full_run(tmp_path_factory, manifest) -> dict:
-    """Le notebook complet (toutes les sections, LLM 4 bits compris) exécuté une fois sur les fixtures."""
+    """Le notebook complet (toutes les sections, LLM 4 bits compris), exécuté une fois."""
     folder = tmp_path_factory.mktemp("full_run")
     parameters = {**manifest["params"], **DEMO_PARAMETERS}
     executed = execute_notebook(folder, **parameters)

@@ -1,4 +1,4 @@
-"""Quick checks that the offline fixtures in tests/fixtures.py behave as promised."""
+"""Quick checks that the offline fixtures in tools/fixtures.py behave as promised."""
 
 from __future__ import annotations
 
@@ -51,7 +51,13 @@ def read(path, **kwargs) -> pd.DataFrame:
 
 def test_params_and_layout(built):
     root, params = built
-    assert set(params) == {"DATA_FILES", "TEXT_COLUMN", "LABEL_COLUMN", "ENCODER_MODEL", "LLM_MODEL"}
+    assert set(params) == {
+        "DATA_FILES",
+        "TEXT_COLUMN",
+        "LABEL_COLUMN",
+        "ENCODER_MODEL",
+        "LLM_MODEL",
+    }
     assert set(params["DATA_FILES"]) == {"train", "test"}
     assert (params["TEXT_COLUMN"], params["LABEL_COLUMN"]) == ("phrase", "emotion")
     assert all(Path(p).is_file() for p in params["DATA_FILES"].values())
@@ -86,12 +92,16 @@ def test_llama_tokenizer_properties(llama_tokenizer):
 def test_llama_label_tokenization(llama_tokenizer, facts):
     tok = llama_tokenizer
     pieces = fixtures.check_label_tokenization(tok)
-    lengths = {label: len(tok(label, add_special_tokens=False).input_ids) for label in facts["labels"]}
+    lengths = {
+        label: len(tok(label, add_special_tokens=False).input_ids) for label in facts["labels"]
+    }
     assert any(n == 1 for n in lengths.values()) and any(n >= 2 for n in lengths.values())
     assert {label for label, n in lengths.items() if n == 1} == set(facts["single_token_labels"])
     assert {label for label, n in lengths.items() if n >= 2} == set(facts["multi_token_labels"])
     short, long = facts["prefix_label_pair"]
-    assert pieces[long][: len(pieces[short])] == pieces[short] and len(pieces[long]) > len(pieces[short])
+    assert pieces[long][: len(pieces[short])] == pieces[short] and len(pieces[long]) > len(
+        pieces[short]
+    )
 
 
 def test_llama_4bit_forward_on_cpu(built, llama_tokenizer):
@@ -154,7 +164,9 @@ def test_emotion_csv_facts(built, facts):
         assert list(frame.columns) == ["phrase", "emotion"]
     train, test = frames["train"], frames["test"]
     assert "NA" in set(train["phrase"])  # the literal text survives keep_default_na=False
-    assert pd.read_csv(files["train"])["phrase"].isna().sum() == 4  # default reading loses "" and "NA"
+    assert (
+        pd.read_csv(files["train"])["phrase"].isna().sum() == 4
+    )  # default reading loses "" and "NA"
     assert facts["n_rows"] == {"train": len(train), "test": len(test)} == {"train": 240, "test": 60}
     blank = {split: int((f["phrase"].str.strip() == "").sum()) for split, f in frames.items()}
     assert blank == facts["blank_texts"] == {"train": 3, "test": 1}
@@ -167,14 +179,18 @@ def test_emotion_csv_facts(built, facts):
     dup_rows = train[train.duplicated("phrase", keep=False) & (train["phrase"] != "")]
     assert dup_rows.groupby("phrase")["emotion"].nunique().eq(1).all()  # exact duplicates
     for split, frame in frames.items():
-        assert frame["emotion"].value_counts().sort_index().to_dict() == facts["class_counts"][split]
+        assert (
+            frame["emotion"].value_counts().sort_index().to_dict() == facts["class_counts"][split]
+        )
     assert facts["labels"] == sorted(train["emotion"].unique()) and len(facts["labels"]) >= 4
     shares = train["emotion"].value_counts(normalize=True)
     assert shares.max() >= 0.3 and shares.min() <= 0.1  # imbalanced
     clean = train[(train["phrase"].str.strip() != "") & ~train["phrase"].isin(test_texts)]
     clean = clean.drop_duplicates("phrase")
     assert len(clean) == facts["n_train_clean"]
-    assert clean["emotion"].value_counts().sort_index().to_dict() == facts["class_counts_train_clean"]
+    assert (
+        clean["emotion"].value_counts().sort_index().to_dict() == facts["class_counts_train_clean"]
+    )
 
 
 def test_synonym_csvs(built):
@@ -197,7 +213,9 @@ def test_synonym_csvs(built):
     assert train_cues <= words(frames["train"]) and not eval_cues & words(frames["train"])
     for split in ("validation", "test"):
         assert eval_cues <= words(frames[split]) and not train_cues & words(frames[split])
-    assert not set(frames["train"]["text"]) & (set(frames["validation"]["text"]) | set(frames["test"]["text"]))
+    assert not set(frames["train"]["text"]) & (
+        set(frames["validation"]["text"]) | set(frames["test"]["text"])
+    )
 
 
 def test_deterministic_csvs(tmp_path, built):
@@ -207,14 +225,21 @@ def test_deterministic_csvs(tmp_path, built):
     for name in ("data/train.csv", "data/test.csv", "data/facts.json", "synonyms/test.csv"):
         assert (tmp_path / name).read_bytes() == (root / name).read_bytes()
     other = fixtures.make_emotion_csvs(tmp_path / "other", seed=1)
-    assert read(other["train"])["phrase"].tolist() != read(root / "data" / "train.csv")["phrase"].tolist()
+    assert (
+        read(other["train"])["phrase"].tolist()
+        != read(root / "data" / "train.csv")["phrase"].tolist()
+    )
 
 
 def test_script_builds_identical_fixtures(tmp_path, built):
     root, params = built
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, fixtures.__file__, str(tmp_path)], capture_output=True, text=True, env=env, check=True
+        [sys.executable, fixtures.__file__, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     printed = json.loads(result.stdout)
     assert printed == json.loads(json.dumps(params).replace(str(root), str(tmp_path)))

@@ -1,10 +1,10 @@
-"""Démonstration hors ligne : exécute tout le notebook sur CPU avec de minuscules modèles et données.
+"""Démonstration hors ligne : tout le notebook sur CPU, avec de minuscules modèles et données.
 
     .venv/bin/python tools/demo.py [DOSSIER]      # par défaut : outputs/
 
-Construit les fixtures de test (un DistilBERT et un Llama minuscules, un petit CSV d'émotions), puis lance
-le notebook avec papermill en pointant dessus. Les chiffres obtenus NE VEULENT RIEN DIRE : la démonstration
-vérifie seulement que toutes les sections tournent et écrivent leurs fichiers.
+Construit les fixtures de test (un DistilBERT et un Llama minuscules, un petit CSV d'émotions), puis
+lance le notebook avec papermill en pointant dessus. Les chiffres obtenus NE VEULENT RIEN DIRE : la
+démonstration vérifie seulement que toutes les sections tournent et écrivent leurs fichiers.
 """
 
 import json
@@ -65,4 +65,7 @@ if __name__ == "__main__":
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     print(f"Démonstration terminée en {seconds:.0f} s : {folder / 'finetuning-projet-demo.ipynb'}")
     print(f"Modèles évalués : {', '.join(metrics['runs'])}")
-    print("⚠️ Modèles et données minuscules : ces chiffres ne mesurent rien, seule la chaîne complète est vérifiée.")
+    print(
+        "⚠️ Modèles et données minuscules : ces chiffres ne mesurent rien, seule la chaîne "
+        "complète est vérifiée."
+    )

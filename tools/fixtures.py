@@ -58,13 +58,31 @@ TEMPLATES = (
     "honestly i am {cue} {when}",
     "i was {cue} when i saw {thing}",
 )
-WHEN = ("today", "tonight", "this morning", "right now", "again", "lately", "this week", "since monday")
+WHEN = (
+    "today",
+    "tonight",
+    "this morning",
+    "right now",
+    "again",
+    "lately",
+    "this week",
+    "since monday",
+)
 THINGS = tuple(
     "the new job|my exam|the weather|the trip|my family|the project|"
     "the meeting|the results|my neighbor|the game|the letter|the movie".split("|")
 )
 OPENERS = ("well", "so", "yesterday", "to be honest", "somehow", "after all", "at first")
-EVENTS = ("the call", "dinner", "the news", "work", "the match", "class", "the concert", "the interview")
+EVENTS = (
+    "the call",
+    "dinner",
+    "the news",
+    "work",
+    "the match",
+    "class",
+    "the concert",
+    "the interview",
+)
 FILLER_WORDS = tuple(
     "and the a little bit really with my friends at home in town "
     "for some reason as usual of course then we walked back".split()
@@ -142,7 +160,9 @@ def make_tiny_distilbert(path: str | os.PathLike, seed: int = 0) -> Path:
     model.save_pretrained(path)
     tokenizer = DistilBertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=512)
     tokenizer.save_pretrained(path)
-    shutil.copyfile(minilm_dir() / "vocab.txt", path / "vocab.txt")  # as on the Hub, next to tokenizer.json
+    shutil.copyfile(
+        minilm_dir() / "vocab.txt", path / "vocab.txt"
+    )  # as on the Hub, next to tokenizer.json
     return path
 
 
@@ -186,7 +206,9 @@ def _train_llama_tokenizer(texts: list[str]):
 
     specials = ["<unk>", "<s>", "</s>"]
     backend = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
-    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="▁", prepend_scheme="always", split=True
+    )
     alphabet = {char for text in texts for char in f"▁{text}".replace(" ", "▁")}
     trainer = trainers.BpeTrainer(
         vocab_size=len(specials) + len(alphabet) + LLAMA_MERGES,
@@ -201,7 +223,9 @@ def _train_llama_tokenizer(texts: list[str]):
         vocab[f"<0x{byte:02X}>"] = len(vocab)
     for token, _ in sorted(trained["vocab"].items(), key=lambda item: item[1]):
         vocab.setdefault(token, len(vocab))
-    trained_merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    trained_merges = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]
+    ]
     forced = []
     for piece in FORCED_PIECES:
         for end in range(1, len(piece)):
@@ -227,7 +251,10 @@ def _train_llama_tokenizer(texts: list[str]):
 def check_label_tokenization(tokenizer) -> dict[str, list[str]]:
     """Check the promised single/multi-token and prefix structure of the emotion labels."""
     pieces = {label: tokenizer.tokenize(label) for label in EMOTION_CUES}
-    spaced = {label: tokenizer.tokenize(f"emotion: {label}")[-len(pieces[label]) :] for label in EMOTION_CUES}
+    spaced = {
+        label: tokenizer.tokenize(f"emotion: {label}")[-len(pieces[label]) :]
+        for label in EMOTION_CUES
+    }
     problems = []
     for label in SINGLE_TOKEN_LABELS:
         if len(pieces[label]) != 1:
@@ -237,7 +264,9 @@ def check_label_tokenization(tokenizer) -> dict[str, list[str]]:
             problems.append(f"{label!r} should be several tokens, got {pieces[label]}")
     short, long = PREFIX_LABEL_PAIR
     if pieces[long][: len(pieces[short])] != pieces[short]:
-        problems.append(f"{short!r} {pieces[short]} is not a token prefix of {long!r} {pieces[long]}")
+        problems.append(
+            f"{short!r} {pieces[short]} is not a token prefix of {long!r} {pieces[long]}"
+        )
     if spaced != pieces:
         problems.append(f"labels tokenize differently after a space: {spaced} vs {pieces}")
     if problems:
@@ -245,8 +274,10 @@ def check_label_tokenization(tokenizer) -> dict[str, list[str]]:
     return pieces
 
 
-def make_tiny_llama(path: str | os.PathLike, extra_texts: Iterable[str] = (), seed: int = 0) -> Path:
-    """Save a tiny random LlamaForCausalLM (GQA, float32) with a byte-fallback BPE Llama tokenizer."""
+def make_tiny_llama(
+    path: str | os.PathLike, extra_texts: Iterable[str] = (), seed: int = 0
+) -> Path:
+    """Save a tiny random LlamaForCausalLM (GQA, float32) with a byte-fallback BPE tokenizer."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -300,8 +331,10 @@ def _unique_rows(
     return rows
 
 
-def make_emotion_csvs(folder: str | os.PathLike, seed: int = 0, n_train: int = 240, n_test: int = 60) -> dict:
-    """Write imbalanced train/test emotion CSVs (columns phrase/emotion) with known defects and facts.json."""
+def make_emotion_csvs(
+    folder: str | os.PathLike, seed: int = 0, n_train: int = 240, n_test: int = 60
+) -> dict:
+    """Write imbalanced train/test emotion CSVs (phrase/emotion) with known defects, facts.json."""
     import pandas as pd
 
     folder = Path(folder)
@@ -315,7 +348,9 @@ def make_emotion_csvs(folder: str | os.PathLike, seed: int = 0, n_train: int = 2
 
     def take(rows: list[dict[str, str]], used: set[int], label: str | None = None) -> int:
         """Pick an unused row index (optionally of a given label)."""
-        candidates = [i for i, row in enumerate(rows) if i not in used and label in (None, row["label"])]
+        candidates = [
+            i for i, row in enumerate(rows) if i not in used and label in (None, row["label"])
+        ]
         index = rng.choice(candidates)
         used.add(index)
         return index
@@ -335,7 +370,9 @@ def make_emotion_csvs(folder: str | os.PathLike, seed: int = 0, n_train: int = 2
 
     paths = {}
     for split, rows in (("train", train), ("test", test)):
-        frame = pd.DataFrame({"phrase": [r["text"] for r in rows], "emotion": [r["label"] for r in rows]})
+        frame = pd.DataFrame(
+            {"phrase": [r["text"] for r in rows], "emotion": [r["label"] for r in rows]}
+        )
         paths[split] = str(folder / f"{split}.csv")
         frame.to_csv(paths[split], index=False)
 
@@ -389,8 +426,10 @@ def _synonym_sentence(cues: tuple[str, ...], rng: random.Random) -> str:
     return f"{_fill(rng.choice(TEMPLATES), rng.choice(cues), rng)}, {rng.choice(NEUTRAL_SENTENCES)}"
 
 
-def make_synonym_csvs(folder: str | os.PathLike, seed: int = 0, n_train: int = 150, n_eval: int = 60) -> dict:
-    """Write balanced 3-class CSVs (text/label) whose validation/test cues are synonyms unseen in train."""
+def make_synonym_csvs(
+    folder: str | os.PathLike, seed: int = 0, n_train: int = 150, n_eval: int = 60
+) -> dict:
+    """Write balanced 3-class CSVs (text/label) whose test cues are synonyms unseen in train."""
     import pandas as pd
 
     folder = Path(folder)
@@ -420,7 +459,7 @@ def make_synonym_csvs(folder: str | os.PathLike, seed: int = 0, n_train: int = 1
 
 
 def build_all(folder: str | os.PathLike) -> dict:
-    """Build every fixture under folder, write manifest.json and return the notebook's papermill parameters."""
+    """Build every fixture under folder, write manifest.json, return the papermill parameters."""
     import pandas as pd
 
     folder = Path(folder)

@@ -1,8 +1,8 @@
 """Charge les fonctions du notebook pour les tester une à une.
 
-Le notebook reste l'unique source du code : on en extrait les imports, les définitions (fonctions, classes)
-et les assignations de la cellule `parameters`, sans exécuter le reste. Les tests fournissent ensuite les
-variables globales dont une fonction a besoin (LABEL_NAMES, llm_tokenizer…).
+Le notebook reste l'unique source du code : on en extrait les imports, les définitions (fonctions,
+classes) et les assignations de la cellule `parameters`, sans exécuter le reste. Les tests
+fournissent les variables globales dont une fonction a besoin (LABEL_NAMES, llm_tokenizer…).
 """
 
 import ast
@@ -15,14 +15,20 @@ NOTEBOOK = ROOT / "finetuning-projet.ipynb"
 
 def code_cells(path: Path = NOTEBOOK) -> list[dict]:
     """Cellules de code du notebook."""
-    return [cell for cell in json.loads(path.read_text(encoding="utf-8"))["cells"] if cell["cell_type"] == "code"]
+    return [
+        cell
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
+        if cell["cell_type"] == "code"
+    ]
 
 
 def python_source(cell: dict) -> str:
     """Source d'une cellule sans les lignes magiques IPython (% et !)."""
     lines = "".join(cell["source"]).split("\n")
     return "\n".join(
-        line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
+        line[: len(line) - len(line.lstrip())] + "pass"
+        if line.lstrip().startswith(("%", "!"))
+        else line
         for line in lines
     )
 
@@ -57,16 +63,18 @@ def notebook_namespace(**overrides) -> dict:
 
 
 def cpu_llm_namespace(tokenizer, label_names: list, **overrides) -> dict:
-    """Fonctions LLM du notebook réglées comme sur un CPU (fp32, sans précision mixte), avec ce tokenizer."""
+    """Fonctions LLM du notebook réglées comme sur un CPU (fp32), avec ce tokenizer."""
     import torch
 
     return notebook_namespace(
         CUDA=False,
         USE_BF16=False,
         USE_FP16=False,
-        LLM_COMPUTE_DTYPE=torch.float32,
+        LLM_DTYPE=torch.float32,
         LABEL_NAMES=label_names,
         N_LABELS=len(label_names),
+        LABEL_IDS=list(range(len(label_names))),
+        LABEL_TO_ID={name: i for i, name in enumerate(label_names)},
         llm_tokenizer=tokenizer,
         **overrides,
     )
