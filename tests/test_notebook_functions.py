@@ -87,9 +87,6 @@ def test_cap_examples_is_stratified_and_keeps_the_original_order(data_ns):
     assert data_ns["cap_examples"](frame, 500, 42) is frame  # plafond au-dessus de la taille
 
 
-@pytest.mark.xfail(strict=True, reason="cap_examples stratifie même quand il reste moins "
-                   "d'exemples hors plafond que de classes (train_test_split refuse) ; correctif "
-                   "proposé : stratifier seulement si min(cap, len(frame) - cap) >= len(counts)")
 def test_cap_examples_just_below_the_frame_size(data_ns):
     frame = labelled_frame([(f"t{i}", LABELS[i % 3]) for i in range(100)])
     capped = data_ns["cap_examples"](frame, 99, 42)  # un seul exemple écarté, trois classes

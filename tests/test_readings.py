@@ -87,9 +87,6 @@ def test_record_run_scores_the_probabilities_and_writes_the_predictions(stats, t
     assert written["runs"]["model_a"]["accuracy"] == run["accuracy"]
 
 
-@pytest.mark.xfail(strict=True, reason="load_predictions relit en entiers des classes nommées "
-                   "« 0 », « 1 »… (CSV local aux classes entières) ; correctif proposé : "
-                   "dtype={'text': str, 'label': str, 'prediction': str} dans pd.read_csv")
 def test_numeric_class_names_survive_the_prediction_files(tmp_path):
     names = ["0", "1", "2"]
     numeric = notebook_namespace(LABEL_NAMES=names, N_LABELS=3, LABEL_IDS=[0, 1, 2],
