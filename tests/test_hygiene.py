@@ -165,10 +165,10 @@ def test_the_notebook_stays_legible():
             longest, where = streak, index
     assert longest <= 3, f"{longest} cellules de code d'affilée (au plus 3), jusqu'à la n° {where}"
     code_lines = sum(len(cell_lines(cell)) for cell in cells if cell["cell_type"] == "code")
-    # NOTE : le plafond de l'issue est de 900 lignes ; le notebook en compte aujourd'hui environ
-    # 1 085. 1 100 est un plafond provisoire, juste au-dessus du chiffre d'aujourd'hui pour
-    # empêcher qu'il grossisse : ce n'est pas une cible.
-    assert code_lines <= 1100, f"{code_lines} lignes de code (au plus 1 100, provisoire)"
+    # NOTE : l'issue 15 demande au plus 900 lignes ; le notebook en compte environ 975, tout ce que
+    # demandent le contrat et les issues 16 et 17 compris (voir la note de l'issue 15). 1 000 est un
+    # plafond provisoire qui l'empêche de regrossir, pas une cible.
+    assert code_lines <= 1000, f"{code_lines} lignes de code (au plus 1 000, provisoire)"
 
 
 TEST_ONLY_MODULES = {"tests", "conftest", "smollm", "fake_colab"}

@@ -440,12 +440,13 @@ def test_zero_shot_scoring_is_chosen_on_validation_and_few_shot_reuses_it(full_r
 
 def test_qlora_trained_the_adapters_and_the_losses_went_down(full_run):
     run = full_run["metrics"]["runs"]["llm_qlora"]
-    assert run["lora_tensors"] > 0 and run["lora_tensors_changed"] == run["lora_tensors"]
     adapter = full_run["output"] / "models" / "llm_qlora"
     assert (adapter / "adapter_config.json").exists()
     saved = load_file(adapter / "adapter_model.safetensors")
-    assert len(saved) == run["lora_tensors"]
     assert sum(tensor.numel() for tensor in saved.values()) == run["trainable_params"]
+    # B part de zéro (LoRA) : une matrice B non nulle a été modifiée par l'entraînement
+    b_matrices = [tensor for name, tensor in saved.items() if "lora_B" in name]
+    assert b_matrices and all(bool(tensor.abs().sum() > 0) for tensor in b_matrices)
     assert run["total_params"] > run["trainable_params"]
     losses = [entry["train_loss"] for entry in run["history"] if entry["train_loss"] is not None]
     assert losses[-1] < losses[0]
@@ -631,7 +632,8 @@ def test_saved_models_are_the_evaluated_ones(full_run):
     models = Path(full_run["output"]) / "models"
     expected = read_predictions(full_run["output"], "tfidf_logreg")
     tfidf = ns["joblib"].load(models / "tfidf_logreg.joblib")
-    probabilities = ns["tfidf_probabilities"](tfidf, expected["text"])
+    assert list(tfidf.classes_) == list(range(len(names)))
+    probabilities = tfidf.predict_proba(expected["text"])
     assert [names[i] for i in probabilities.argmax(axis=1)] == expected["prediction"].tolist()
     np.testing.assert_allclose(probabilities.max(axis=1), expected["confidence"], atol=1e-5)
     for run in ("encoder_finetuned", "encoder_lora"):

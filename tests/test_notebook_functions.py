@@ -299,7 +299,9 @@ def frozen_fingerprints(model) -> dict:
 def test_add_lora_trains_only_the_adapters(llm_ns, manifest):
     ns = llm_ns
     base = ns["load_llm"](manifest["params"]["LLM_MODEL"])
-    rank, targets = ns["LORA_R"], set(ns["LORA_TARGETS"])
+    # "all-linear" : les sept projections de chaque bloc Llama, pas la sortie lm_head
+    rank = ns["LORA_R"]
+    targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     targeted = [module for name, module in base.named_modules()
                 if name.split(".")[-1] in targets and hasattr(module, "in_features")]
     assert len(targeted) == len(targets) * base.config.num_hidden_layers
