@@ -382,3 +382,33 @@ def test_add_encoder_lora_finds_bert_projections_and_names_missing_ones(data_ns)
         vocab_size=100, n_embd=16, n_layer=1, n_head=2, n_positions=32, num_labels=3))
     with pytest.raises(ValueError, match="introuvables"):
         data_ns["add_encoder_lora"](gpt2)
+
+
+# --- La zone de saisie de la section 8 (Colab) --------------------------------------------------
+
+
+def test_the_sentence_box_on_colab_calls_the_handler_on_enter_or_click_only(monkeypatch):
+    import sys
+    import types
+
+    from nbtools import code_cells
+
+    source = next("".join(cell["source"]) for cell in code_cells()
+                  if "interact_manual" in "".join(cell["source"]))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    asked = []
+
+    def answer_sentence(text: str) -> pd.DataFrame:
+        asked.append(text)
+        return pd.DataFrame({"label": ["joy"]})
+
+    namespace = {"answer_sentence": answer_sentence, "sys": sys}
+    exec(compile(source, "cellule de la zone de saisie", "exec"), namespace)
+    box = namespace["answer_sentence"].widget  # interact_manual attache son widget à la fonction
+    text, button = box.children[0], box.children[1]
+    assert type(text).__name__ == "Text" and button.description == "Classer"
+    assert asked == []  # rien n'est classé avant que l'utilisateur agisse
+    text.value = "I am so happy today"  # la touche Entrée valide la zone de texte…
+    assert asked == ["I am so happy today"]
+    button.click()  # … et le bouton classe ce qu'elle contient
+    assert asked == ["I am so happy today"] * 2
