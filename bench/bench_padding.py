@@ -49,12 +49,8 @@ N_EXAMPLES = 3000  # jeu complet : part de vrais tokens sur une époque
 N_TIMED = 1280  # sous-ensemble chronométré : une époque de 40 pas (tous les méga-lots vus)
 BATCH_SIZE = 32
 N_LABELS = 6
-MEDIAN_WORDS, SIGMA_WORDS, MIN_WORDS, MAX_WORDS = (
-    17.0,
-    0.47,
-    2,
-    66,
-)  # log-normale : moyenne ~19, 99e centile ~50
+# log-normale : moyenne ~19, 99e centile ~50
+MEDIAN_WORDS, SIGMA_WORDS, MIN_WORDS, MAX_WORDS = 17.0, 0.47, 2, 66
 COMPOUND_SHARE = 0.1  # part de mots composés (coupés en plusieurs pièces WordPiece)
 TARGET_REAL_SHARE = 0.85
 SETTINGS = {

@@ -21,14 +21,6 @@ from transformers import AutoTokenizer
 from nbtools import notebook_namespace  # tools/ : le dossier du script
 
 
-def text_token_budget(ns: dict, limit: int) -> int:
-    """Tokens laissés au texte, comme en section 6.2 : la limite moins consigne et réponse."""
-    empty = ns["build_prompt"]("")
-    template = len(ns["llm_tokenizer"](empty).input_ids)
-    answers = [ns["encode_example"](empty, name)["labels"] for name in ns["LABEL_NAMES"]]
-    return limit - template - max(sum(token != -100 for token in answer) for answer in answers)
-
-
 def saved_namespace(output_dir: Path, with_llm: bool | None = None) -> dict:
     """Espace de noms du notebook réglé sur une exécution passée, modèles sauvegardés chargés."""
     metrics = json.loads((output_dir / "metrics.json").read_text(encoding="utf-8"))
@@ -57,8 +49,8 @@ def saved_namespace(output_dir: Path, with_llm: bool | None = None) -> dict:
         if qlora.get("prompt_template"):
             overrides["PROMPT_TEMPLATE"] = qlora["prompt_template"]
     ns = notebook_namespace(**overrides)
-    if with_llm:
-        ns["TEXT_TOKEN_BUDGET"] = text_token_budget(ns, qlora["max_length"])
+    if with_llm:  # le budget du texte calculé par le notebook (section 6.2)
+        ns["TEXT_TOKEN_BUDGET"] = qlora["text_token_budget"]
     ns["saved_models"] = ns["load_saved_models"]()
     return ns
 
