@@ -97,7 +97,7 @@ def test_csv_keeps_na_and_empty_strings_as_texts(data_ns, tmp_path):
     path = tmp_path / "train.csv"
     texts = ["NA", "null", "N/A", "", "ok"]
     pd.DataFrame({"text": texts, "label": ["joy"] * 5}).to_csv(path, index=False)
-    data = data_ns["load_file"](str(path))
+    data = data_ns["load_split"]("train", str(path))
     assert data["text"] == texts and data["label"] == ["joy"] * 5
     frame = data_ns["to_frame"](data, None)
     assert frame["text"].tolist() == texts and frame["id"].tolist() == list(range(5))
@@ -112,20 +112,70 @@ def test_json_lines_and_parquet_load_by_extension(data_ns, tmp_path, suffix):
         frame.to_parquet(path)
     else:
         frame.to_json(path, orient="records", lines=True)
-    data = data_ns["load_file"](str(path))
+    data = data_ns["load_split"]("train", str(path))
     assert data["text"] == ["i am happy", "NA", "so sad"]
     assert data["label"] == ["joy", "joy", "sadness"]
 
 
-def test_load_file_raises_a_dataset_error_for_a_missing_file_or_a_bad_extension(data_ns, tmp_path):
+def test_load_split_raises_a_dataset_error_for_a_missing_file_or_a_bad_extension(data_ns, tmp_path):
     error = data_ns["DatasetError"]
     assert issubclass(error, ValueError)
-    with pytest.raises(error, match="introuvable"):
-        data_ns["load_file"](str(tmp_path / "absent.csv"))
+    with pytest.raises(error, match="introuvable") as raised:
+        data_ns["load_split"]("train", str(tmp_path / "absent.csv"))
+    assert "DATA_FILES[« train »]" in str(raised.value)  # le split fautif est nommé
     spreadsheet = tmp_path / "data.xlsx"
     spreadsheet.write_bytes(b"")
-    with pytest.raises(error, match=r"\.csv, \.json, \.jsonl ou \.parquet"):
-        data_ns["load_file"](str(spreadsheet))
+    with pytest.raises(error, match=r"\.csv, \.json, \.jsonl ou \.parquet") as raised:
+        data_ns["load_split"]("test", spreadsheet)  # un Path, pas seulement une chaîne
+    assert "DATA_FILES[« test »]" in str(raised.value)
+
+
+def write_rows(path, rows) -> str:
+    """Petit fichier « text,label » au format donné par l'extension ; renvoie son chemin."""
+    frame = pd.DataFrame(rows, columns=["text", "label"])
+    if path.suffix == ".parquet":
+        frame.to_parquet(path)
+    elif path.suffix in (".json", ".jsonl"):
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_load_split_concatenates_a_list_of_csv_files_in_order(data_ns, tmp_path):
+    first = write_rows(tmp_path / "a.csv", [("i am happy", "joy"), ("NA", "joy")])
+    second = write_rows(tmp_path / "b.csv", [("so sad", "sadness")])
+    data = data_ns["load_split"]("train", [first, second])
+    assert data["text"] == ["i am happy", "NA", "so sad"]  # « NA » reste un texte ici aussi
+    assert data["label"] == ["joy", "joy", "sadness"]
+    frame = data_ns["to_frame"](data, None)
+    assert frame["id"].tolist() == [0, 1, 2]  # positions dans la concaténation
+
+
+def test_load_split_accepts_json_and_jsonl_together(data_ns, tmp_path):
+    first = write_rows(tmp_path / "a.json", [("i am happy", "joy")])
+    write_rows(tmp_path / "b.jsonl", [("so sad", "sadness")])
+    data = data_ns["load_split"]("validation", [first, tmp_path / "b.jsonl"])  # chaîne et Path
+    assert data["text"] == ["i am happy", "so sad"] and data["label"] == ["joy", "sadness"]
+
+
+def test_load_split_refuses_a_list_mixing_formats(data_ns, tmp_path):
+    first = write_rows(tmp_path / "a.csv", [("i am happy", "joy")])
+    second = write_rows(tmp_path / "b.parquet", [("so sad", "sadness")])
+    with pytest.raises(data_ns["DatasetError"], match="mélange les formats") as raised:
+        data_ns["load_split"]("train", [first, second])
+    assert "DATA_FILES[« train »]" in str(raised.value)
+
+
+def test_load_split_refuses_an_empty_list_and_a_missing_file_in_a_list(data_ns, tmp_path):
+    error = data_ns["DatasetError"]
+    with pytest.raises(error, match="DATA_FILES\\[« test »\\].*introuvable"):
+        data_ns["load_split"]("test", [])
+    present = write_rows(tmp_path / "a.csv", [("i am happy", "joy")])
+    absent = str(tmp_path / "absent.csv")
+    with pytest.raises(error, match="introuvable") as raised:
+        data_ns["load_split"]("train", [present, absent])
+    assert absent in str(raised.value)
 
 
 def test_to_frame_names_the_available_columns(data_ns):
@@ -382,33 +432,3 @@ def test_add_encoder_lora_finds_bert_projections_and_names_missing_ones(data_ns)
         vocab_size=100, n_embd=16, n_layer=1, n_head=2, n_positions=32, num_labels=3))
     with pytest.raises(ValueError, match="introuvables"):
         data_ns["add_encoder_lora"](gpt2)
-
-
-# --- La zone de saisie de la section 8 (Colab) --------------------------------------------------
-
-
-def test_the_sentence_box_on_colab_calls_the_handler_on_enter_or_click_only(monkeypatch):
-    import sys
-    import types
-
-    from nbtools import code_cells
-
-    source = next("".join(cell["source"]) for cell in code_cells()
-                  if "interact_manual" in "".join(cell["source"]))
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    asked = []
-
-    def answer_sentence(text: str) -> pd.DataFrame:
-        asked.append(text)
-        return pd.DataFrame({"label": ["joy"]})
-
-    namespace = {"answer_sentence": answer_sentence, "sys": sys}
-    exec(compile(source, "cellule de la zone de saisie", "exec"), namespace)
-    box = namespace["answer_sentence"].widget  # interact_manual attache son widget à la fonction
-    text, button = box.children[0], box.children[1]
-    assert type(text).__name__ == "Text" and button.description == "Classer"
-    assert asked == []  # rien n'est classé avant que l'utilisateur agisse
-    text.value = "I am so happy today"  # la touche Entrée valide la zone de texte…
-    assert asked == ["I am so happy today"]
-    button.click()  # … et le bouton classe ce qu'elle contient
-    assert asked == ["I am so happy today"] * 2
