@@ -110,7 +110,6 @@ FIGURES = {
     "learning_curve",
     "keyword_masking",
     "llm_curves",
-    "confusion_llm_qlora",
     "comparison",
     "per_class_f1",
     "section_times",
