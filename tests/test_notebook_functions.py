@@ -169,7 +169,7 @@ def test_load_split_refuses_a_list_mixing_formats(data_ns, tmp_path):
 
 def test_load_split_refuses_an_empty_list_and_a_missing_file_in_a_list(data_ns, tmp_path):
     error = data_ns["DatasetError"]
-    with pytest.raises(error, match="DATA_FILES\\[« test »\\].*introuvable"):
+    with pytest.raises(error, match="DATA_FILES\\[« test »\\] = \\[\\] : aucun fichier"):
         data_ns["load_split"]("test", [])
     present = write_rows(tmp_path / "a.csv", [("i am happy", "joy")])
     absent = str(tmp_path / "absent.csv")

@@ -492,8 +492,8 @@ def test_read_per_class_names_weakest_classes_and_rare_classes_hardest_for_all(n
                       index=["tfidf_logreg", "encoder_finetuned", "llm_qlora"])
     text = ns["read_per_class"](f1, PER_CLASS_TRAIN, ["tfidf_logreg", "encoder_finetuned",
                                                       "llm_qlora"])
-    assert "- **encoder_finetuned** : classe la plus faible « sadness » (F1 0.100)" in text
-    assert "- **llm_qlora** : classe la plus faible « hope » (F1 0.400)" in text
+    assert "- **encoder_finetuned** : classe la plus faible : sadness (F1 0.100)" in text
+    assert "- **llm_qlora** : classe la plus faible : hope (F1 0.400)" in text
     assert "tfidf_logreg** : classe" not in text  # seuls les modèles nommés d'avance
     assert "classes rares du train (hope, sadness)" in text
     assert text.endswith("de chaque modèle entraîné : vrai.")
@@ -504,9 +504,16 @@ def test_read_per_class_says_false_and_names_the_models_for_which_it_holds(ns):
                        "joy": [0.9, 0.9], "sadness": [0.5, 0.1]},
                       index=["tfidf_logreg", "encoder_finetuned"])
     text = ns["read_per_class"](f1, PER_CLASS_TRAIN, ["tfidf_logreg", "encoder_finetuned"])
-    assert "- **encoder_finetuned** : classe la plus faible « sadness »" in text
+    assert "- **encoder_finetuned** : classe la plus faible : sadness (F1" in text
     assert "llm_qlora" not in text  # le LLM n'a pas tourné
     assert text.endswith("faux (vrai pour 1 sur 2 : encoder_finetuned).")
+
+
+def test_read_per_class_names_every_class_tied_at_the_minimum(ns):
+    f1 = pd.DataFrame({"anger": [0.0], "hope": [0.0], "hopelessness": [0.7], "joy": [0.9],
+                       "sadness": [0.5]}, index=["encoder_finetuned"])
+    text = ns["read_per_class"](f1, PER_CLASS_TRAIN, ["encoder_finetuned"])
+    assert "- **encoder_finetuned** : classe la plus faible : anger, hope (F1 0.000)" in text
 
 
 def test_read_per_class_without_rare_classes_says_so(ns):
